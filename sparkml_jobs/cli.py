@@ -1,0 +1,395 @@
+"""The ``sparkml-jobs`` command: ``linreg fit|predict|evaluate``, ``kmeans fit|predict``, ``demo``.
+
+Exit codes: 0 success, 2 bad usage or bad input (one line on stderr), 1 any other failure.
+Progress goes to stderr one line per stage; results (tables) go to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sparkml_jobs.errors import InputError
+
+log = logging.getLogger("sparkml_jobs")
+
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2 through our own handler."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{self.prog}: {message}")
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _csv_list(text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML file of option values (command-line flags win)")
+    parser.add_argument("--master", help="Spark master URL (default local[*], or spark-submit's)")
+    parser.add_argument("--metrics-json", help="also write the results/metrics as JSON here")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks")
+
+
+def _add_input(parser: argparse.ArgumentParser, label: bool) -> None:
+    parser.add_argument("--input", required=True, help="input path (file, directory or glob)")
+    parser.add_argument("--format", default="csv", help="csv | parquet | libsvm (default csv)")
+    parser.add_argument("--delimiter", default=",", help="CSV field delimiter (default ,)")
+    parser.add_argument("--partitions", type=int, help="repartition the input to N partitions")
+    if label:
+        parser.add_argument("--label", help="label column (libsvm: 'label')")
+        parser.add_argument("--weight-col", help="column of non-negative row weights")
+    parser.add_argument("--features", type=_csv_list,
+                        help="comma-separated feature columns (default: all but label/weight)")
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", required=True, help="output directory (written atomically)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+
+def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
+    parser = UsageParser(prog="sparkml-jobs", description=__doc__.splitlines()[0])
+    algos = parser.add_subparsers(dest="algo", required=True, parser_class=UsageParser)
+    actions: dict[str, argparse.ArgumentParser] = {}
+
+    linreg = algos.add_parser("linreg", help="linear regression (distributed normal equations)")
+    linreg_actions = linreg.add_subparsers(dest="action", required=True, parser_class=UsageParser)
+    fit = linreg_actions.add_parser("fit", help="fit a model and save it")
+    _add_input(fit, label=True)
+    _add_output(fit)
+    fit.add_argument("--no-intercept", dest="fit_intercept", action="store_false")
+    fit.add_argument("--reg-param", type=float, default=0.0, help="ridge penalty λ (default 0)")
+    fit.add_argument("--on-singular", choices=["error", "drop"], default="error")
+    predict = linreg_actions.add_parser("predict", help="score data with a saved model (Parquet)")
+    predict.add_argument("--model", required=True)
+    _add_input(predict, label=False)
+    _add_output(predict)
+    evaluate = linreg_actions.add_parser("evaluate", help="metrics of a saved model on labelled data")
+    evaluate.add_argument("--model", required=True)
+    _add_input(evaluate, label=True)
+    actions.update({"linreg fit": fit, "linreg predict": predict, "linreg evaluate": evaluate})
+
+    kmeans = algos.add_parser("kmeans", help="k-means (Lloyd over a cached RDD)")
+    kmeans_actions = kmeans.add_subparsers(dest="action", required=True, parser_class=UsageParser)
+    kfit = kmeans_actions.add_parser("fit", help="cluster and save the model")
+    _add_input(kfit, label=False)
+    kfit.add_argument("--weight-col", help="column of non-negative row weights")
+    _add_output(kfit)
+    kfit.add_argument("--k", type=int, required=True)
+    kfit.add_argument("--init", default="k-means||",
+                      help="k-means|| (default) | k-means++ | random | PATH of a CSV of k centres")
+    kfit.add_argument("--max-iter", type=int, default=20)
+    kfit.add_argument("--tol", type=float, default=1e-4)
+    kfit.add_argument("--seed", type=int, default=0)
+    kfit.add_argument("--distance", choices=["euclidean", "cosine"], default="euclidean")
+    kfit.add_argument("--n-init", type=int, default=1)
+    kfit.add_argument("--init-steps", type=int, default=2)
+    kpredict = kmeans_actions.add_parser("predict", help="assign clusters with a saved model")
+    kpredict.add_argument("--model", required=True)
+    _add_input(kpredict, label=False)
+    _add_output(kpredict)
+    actions.update({"kmeans fit": kfit, "kmeans predict": kpredict})
+
+    demo = algos.add_parser("demo", help="run both jobs on the bundled data and print the results")
+    demo.add_argument("--data-dir", default=str(Path(__file__).resolve().parent.parent / "data"))
+    demo.add_argument("--output", help="where to write the demo models (default: a temp dir)")
+    actions["demo"] = demo
+    for sub in actions.values():
+        _add_common(sub)
+    return parser, actions
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse flags; values from ``--config job.toml`` become defaults that flags override."""
+    parser, actions = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", None):
+        key = f"{args.algo} {args.action}" if args.algo != "demo" else "demo"
+        sub = actions[key]
+        try:
+            config = tomllib.loads(Path(args.config).read_text())
+        except FileNotFoundError as exc:
+            raise InputError(f"config file not found: {args.config}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"config file {args.config} is not valid TOML: {exc}") from exc
+        known = {action.dest for action in sub._actions}
+        values = {k.replace("-", "_"): v for k, v in config.items()}
+        if "features" in values and isinstance(values["features"], str):
+            values["features"] = _csv_list(values["features"])
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"config file {args.config}: unknown option(s) {', '.join(unknown)}")
+        sub.set_defaults(**values)
+        for action in sub._actions:  # a required flag may now come from the config
+            if action.dest in values:
+                action.required = False
+        args = parser.parse_args(argv)
+    return args
+
+
+# --------------------------------------------------------------------------- output helpers
+
+
+def write_json(path: str | None, document: dict[str, Any]) -> None:
+    """Write ``document`` to ``path`` atomically (temp file + rename)."""
+    if not path:
+        return
+    from sparkml_jobs.persist import dumps
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp.write_text(dumps(document))
+    os.replace(tmp, target)
+
+
+def _session(args: argparse.Namespace):
+    from sparkml_jobs.session import get_session
+
+    return get_session(args.master, app_name=f"sparkml-jobs {args.algo} {getattr(args, 'action', '')}")
+
+
+def _load(spark, args: argparse.Namespace, *, label: str | None, features: list[str] | None,
+          weight: str | None = None):
+    from sparkml_jobs import data
+
+    return data.load(
+        spark, args.input, args.format, label=label, features=features, weight=weight,
+        delimiter=args.delimiter, num_partitions=args.partitions,
+    )
+
+
+def _write_predictions(frame, output: str, overwrite: bool) -> None:
+    from sparkml_jobs.persist import atomic_output
+
+    with atomic_output(output, overwrite) as tmp:
+        frame.write.parquet(str(tmp))
+
+
+def _validate_frame(spark, args, features: list[str]) -> Any:
+    """Read the input for scoring and check its feature columns (JVM-side counts, no Python pass)."""
+    from pyspark.sql import functions as F
+
+    from sparkml_jobs import data
+
+    frame = data.read_source(spark, args.input, args.format, delimiter=args.delimiter)
+    data.resolve_columns(frame, args.input, label=None, features=features)
+    checks = [F.count(F.lit(1)).alias("rows")]
+    if data.CORRUPT in frame.columns:
+        checks.append(F.sum(F.col(data.CORRUPT).isNotNull().cast("int")).alias("ragged"))
+    for j, name in enumerate(features):
+        typed = data.as_double(name)
+        checks.append(F.sum(typed.isNull().cast("int")).alias(f"n{j}"))
+        checks.append(F.sum((F.isnan(typed) | F.abs(typed).eqNullSafe(float("inf"))).cast("int")).alias(f"f{j}"))
+    row = frame.agg(*checks).first()
+    import numpy as np
+
+    counts = data.Counts(
+        rows=row["rows"],
+        nulls=np.array([row[f"n{j}"] or 0 for j in range(len(features))]),
+        nonfinite=np.array([row[f"f{j}"] or 0 for j in range(len(features))]),
+        ragged=(row["ragged"] or 0) if data.CORRUPT in frame.columns else 0,
+    )
+    typed_frame = frame.select(
+        *[data.as_double(c).alias(c) for c in features],
+        *[F.col(f"`{c}`").alias(f"__raw_{c}") for c in features],
+    )
+    data.check_counts(counts, features, args.input, typed_frame)
+    if data.CORRUPT in frame.columns:
+        frame = frame.drop(data.CORRUPT)
+    return frame
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def linreg_fit(args: argparse.Namespace) -> dict[str, Any]:
+    from sparkml_jobs import linreg, persist, report
+
+    persist.check_output(args.output, args.overwrite)
+    estimator = linreg.LinearRegression(
+        fit_intercept=args.fit_intercept, reg_param=args.reg_param, on_singular=args.on_singular
+    )
+    if args.label is None:
+        if args.format == "libsvm":
+            args.label = "label"
+        else:
+            raise InputError("linreg fit needs --label NAME")
+    spark = _session(args)
+    data = _load(spark, args, label=args.label, features=args.features, weight=args.weight_col)
+    log.info("fitting linear regression on %s (%d features)", args.input, data.n_features)
+    model = estimator.fit(data)
+    linreg.save_model(model, args.output, args.overwrite)
+    log.info("model saved to %s", args.output)
+    print(report.linreg_table(model))
+    return report.linreg_metrics(model)
+
+
+def linreg_predict(args: argparse.Namespace) -> dict[str, Any]:
+    from sparkml_jobs import linreg, persist
+
+    persist.check_output(args.output, args.overwrite)
+    model = linreg.load_model(args.model)
+    spark = _session(args)
+    frame = _validate_frame(spark, args, model.features)
+    _write_predictions(model.predict(frame), args.output, args.overwrite)
+    log.info("predictions written to %s", args.output)
+    return {"rows": spark.read.parquet(args.output).count(), "output": args.output}
+
+
+def linreg_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from sparkml_jobs import linreg
+
+    model = linreg.load_model(args.model)
+    spark = _session(args)
+    label = args.label or model.label
+    if label is None:
+        raise InputError("evaluation needs --label (the model has none recorded)")
+    data = _load(spark, args, label=label, features=model.features, weight=args.weight_col)
+    metrics = linreg.evaluate(model, data)
+    print(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def read_centers_file(spark, path: str, features: list[str], k: int):
+    """An explicit initial-centres CSV (header, one centre per row) as a (k, d) array."""
+    import numpy as np
+
+    if not Path(path).exists():
+        raise InputError(f"init centres file not found: {path}")
+    import csv
+
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        raise InputError(f"init centres file {path} is empty")
+    header, body = rows[0], [r for r in rows[1:] if r]
+    if header != features and len(header) == len(features) and all(h in features for h in header):
+        order = [header.index(f) for f in features]
+        body = [[r[i] for i in order] for r in body]
+    elif len(header) != len(features):
+        raise InputError(
+            f"init centres file {path} has {len(header)} columns, the data has {len(features)} "
+            f"features ({', '.join(features)})"
+        )
+    try:
+        centers = np.array([[float(v) for v in r] for r in body], dtype=np.float64)
+    except ValueError as exc:
+        raise InputError(f"init centres file {path}: {exc}") from exc
+    if len(body) != k or any(len(r) != len(features) for r in body):
+        raise InputError(f"init centres file {path} has {len(body)} rows, expected k={k}")
+    if not np.isfinite(centers).all():
+        raise InputError(f"init centres file {path} holds NaN or infinite values")
+    return centers
+
+
+def kmeans_fit(args: argparse.Namespace) -> dict[str, Any]:
+    from sparkml_jobs import kmeans, persist, report
+
+    persist.check_output(args.output, args.overwrite)
+    given = args.init not in kmeans.INITS
+    if given and not Path(args.init).exists():
+        raise InputError(
+            f"--init must be one of {', '.join(kmeans.INITS)} or an existing CSV file, got {args.init!r}"
+        )
+    kmeans.KMeans(k=args.k, max_iter=args.max_iter, tol=args.tol, distance=args.distance,
+                  n_init=args.n_init, init_steps=args.init_steps)  # validate before starting Spark
+    spark = _session(args)
+    data = _load(spark, args, label=None, features=args.features, weight=args.weight_col)
+    centers = read_centers_file(spark, args.init, data.features, args.k) if given else None
+    estimator = kmeans.KMeans(
+        k=args.k, init="k-means||" if given else args.init, initial_centers=centers,
+        max_iter=args.max_iter, tol=args.tol, seed=args.seed, distance=args.distance,
+        n_init=args.n_init, init_steps=args.init_steps,
+    )
+    model = estimator.fit(data)
+    kmeans.save_model(model, args.output, args.overwrite)
+    log.info("model saved to %s", args.output)
+    print(report.kmeans_table(model))
+    return report.kmeans_metrics(model)
+
+
+def kmeans_predict(args: argparse.Namespace) -> dict[str, Any]:
+    from sparkml_jobs import kmeans, persist
+
+    persist.check_output(args.output, args.overwrite)
+    model = kmeans.load_model(args.model)
+    spark = _session(args)
+    frame = _validate_frame(spark, args, model.features)
+    _write_predictions(model.predict(frame), args.output, args.overwrite)
+    log.info("predictions written to %s", args.output)
+    return {"rows": spark.read.parquet(args.output).count(), "output": args.output}
+
+
+def demo(args: argparse.Namespace) -> dict[str, Any]:
+    from sparkml_jobs.demo import run_demo
+
+    return run_demo(args)
+
+
+ACTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "linreg fit": linreg_fit,
+    "linreg predict": linreg_predict,
+    "linreg evaluate": linreg_evaluate,
+    "kmeans fit": kmeans_fit,
+    "kmeans predict": kmeans_predict,
+    "demo": demo,
+}
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:500] if text else type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in argv or "--verbose" in argv
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="sparkml-jobs: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    try:
+        args = parse_args(argv)
+        key = "demo" if args.algo == "demo" else f"{args.algo} {args.action}"
+        result = ACTIONS[key](args)
+        write_json(getattr(args, "metrics_json", None), result)
+        return EXIT_OK
+    except InputError as exc:
+        print(f"sparkml-jobs: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("sparkml-jobs: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # anything else: one line, the traceback only when asked for
+        if verbose:
+            log.exception("failed")
+        print(f"sparkml-jobs: failed: {type(exc).__name__}: {_one_line(exc)}"
+              + ("" if verbose else " (run with --verbose for the traceback)"), file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

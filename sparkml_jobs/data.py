@@ -1,0 +1,434 @@
+"""Reading sources into an RDD of numpy float64 blocks, with validation counted on the way.
+
+Data flow: Spark's own reader (CSV / Parquet / LIBSVM) → DataFrame → selected columns cast to
+double in the JVM (``try_cast``: a non-numeric cell becomes null, never an exception) →
+``mapInArrow`` packs Arrow batches into one binary value per block → ``np.frombuffer`` on the RDD
+side. Every block carries its own validation counts (nulls, NaN/inf, ragged rows per column), so the
+first pass over the data that computes anything also validates it, at no extra read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+from pyspark import RDD
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from sparkml_jobs.errors import InputError
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("csv", "parquet", "libsvm")
+CORRUPT = "_corrupt_record"
+RAGGED = "__ragged"
+DEFAULT_BLOCK_ROWS = 65_536
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One block of rows: ``values`` has shape (rows, columns), float64, in the layout's order.
+
+    ``nulls`` / ``nonfinite`` count, per column, the cells that were missing or non-numeric and the
+    cells that were NaN/±inf; ``ragged`` counts rows whose field count did not match the header.
+    """
+
+    values: np.ndarray
+    nulls: np.ndarray
+    nonfinite: np.ndarray
+    ragged: int = 0
+
+
+def encode_block(values: np.ndarray, nulls: np.ndarray, nonfinite: np.ndarray, ragged: int) -> bytes:
+    """Pack a block into one float64 buffer: [rows, cols, ragged, nulls…, nonfinite…, values…]."""
+    rows, cols = values.shape
+    header = np.concatenate([[rows, cols, ragged], nulls, nonfinite]).astype(np.float64)
+    return header.tobytes() + np.ascontiguousarray(values, dtype=np.float64).tobytes()
+
+
+def decode_block(payload: bytes | bytearray) -> Block:
+    """Inverse of :func:`encode_block` (zero-copy view on the payload)."""
+    flat = np.frombuffer(payload, dtype=np.float64)
+    rows, cols, ragged = int(flat[0]), int(flat[1]), int(flat[2])
+    start = 3 + 2 * cols
+    return Block(
+        values=flat[start : start + rows * cols].reshape(rows, cols),
+        nulls=flat[3 : 3 + cols].astype(np.int64),
+        nonfinite=flat[3 + cols : start].astype(np.int64),
+        ragged=ragged,
+    )
+
+
+def block_from_arrays(values: np.ndarray) -> Block:
+    """A block from an in-memory array (tests, notebooks); counts computed like the loader's."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    return Block(
+        values=values,
+        nulls=np.zeros(values.shape[1], dtype=np.int64),
+        nonfinite=(~np.isfinite(values)).sum(axis=0).astype(np.int64),
+    )
+
+
+def _arrow_batches_to_blocks(columns: list[str], has_ragged: bool, block_rows: int):
+    """Build the ``mapInArrow`` function: Arrow batches of double columns → packed blocks."""
+
+    def pack(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+        table = pa.Table.from_batches(batches)
+        values = np.empty((table.num_rows, len(columns)), dtype=np.float64)
+        nulls = np.zeros(len(columns), dtype=np.int64)
+        for j, name in enumerate(columns):
+            chunked = table.column(name)
+            nulls[j] = chunked.null_count
+            values[:, j] = chunked.to_numpy(zero_copy_only=False) if nulls[j] == 0 else (
+                chunked.fill_null(np.nan).to_numpy(zero_copy_only=False)
+            )
+        finite = np.isfinite(values)
+        nonfinite = (~finite).sum(axis=0) - nulls
+        ragged = int(np.asarray(table.column(RAGGED)).sum()) if has_ragged else 0
+        payload = encode_block(values, nulls, nonfinite, ragged)
+        return pa.RecordBatch.from_arrays([pa.array([payload], type=pa.binary())], ["block"])
+
+    def convert(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        pending: list[pa.RecordBatch] = []
+        rows = 0
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            pending.append(batch)
+            rows += batch.num_rows
+            if rows >= block_rows:
+                yield pack(pending)
+                pending, rows = [], 0
+        if pending:
+            yield pack(pending)
+
+    return convert
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@dataclass(slots=True)
+class Counts:
+    """Mergeable validation counts over blocks (a monoid: ``zero`` and ``merge``)."""
+
+    rows: int
+    nulls: np.ndarray
+    nonfinite: np.ndarray
+    ragged: int = 0
+    negative_weights: int = 0
+
+    @classmethod
+    def zero(cls, n_columns: int) -> Counts:
+        return cls(0, np.zeros(n_columns, np.int64), np.zeros(n_columns, np.int64))
+
+    @classmethod
+    def of_block(cls, block: Block, weight_index: int | None = None) -> Counts:
+        negative = 0
+        if weight_index is not None:
+            negative = int((block.values[:, weight_index] < 0).sum())
+        return cls(len(block.values), block.nulls, block.nonfinite, block.ragged, negative)
+
+    def merge(self, other: Counts) -> Counts:
+        return Counts(
+            self.rows + other.rows,
+            self.nulls + other.nulls,
+            self.nonfinite + other.nonfinite,
+            self.ragged + other.ragged,
+            self.negative_weights + other.negative_weights,
+        )
+
+
+# --------------------------------------------------------------------------- the data set
+
+
+@dataclass
+class BlockData:
+    """A data set as an RDD of :class:`Block`, plus what its columns mean.
+
+    Columns of every block are ``features`` then ``label`` (if any) then ``weight`` (if any).
+    """
+
+    blocks: RDD
+    features: list[str]
+    label: str | None = None
+    weight: str | None = None
+    source: str = "<memory>"
+    frame: DataFrame | None = field(default=None, repr=False)  # the typed selection, for diagnostics
+
+    @property
+    def columns(self) -> list[str]:
+        return self.features + [c for c in (self.label, self.weight) if c is not None]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.features)
+
+    @property
+    def label_index(self) -> int | None:
+        return self.n_features if self.label is not None else None
+
+    @property
+    def weight_index(self) -> int | None:
+        return len(self.columns) - 1 if self.weight is not None else None
+
+    def check(self, counts: Counts) -> None:
+        """Raise :class:`InputError` naming the first problem the counts show."""
+        check_counts(counts, self.columns, self.source, self.frame, self.weight)
+
+    def cache(self) -> BlockData:
+        self.blocks.persist()
+        return self
+
+    def unpersist(self) -> None:
+        self.blocks.unpersist()
+
+
+def check_counts(
+    counts: Counts,
+    columns: list[str],
+    source: str,
+    frame: DataFrame | None = None,
+    weight: str | None = None,
+) -> None:
+    """Turn validation counts into one clear :class:`InputError` (or nothing if all is well)."""
+    if counts.rows == 0:
+        raise InputError(f"{source}: no data rows (empty input or header only)")
+    if counts.ragged:
+        raise InputError(
+            f"{source}: {counts.ragged} of {counts.rows} rows have a different number of fields "
+            f"than the header (ragged rows)"
+        )
+    for j, name in enumerate(columns):
+        if counts.nulls[j]:
+            detail = _describe_nulls(frame, name) if frame is not None else "missing or non-numeric"
+            raise InputError(
+                f"{source}: column '{name}' has {counts.nulls[j]} {detail} value(s) "
+                f"in {counts.rows} rows"
+            )
+    for j, name in enumerate(columns):
+        if counts.nonfinite[j]:
+            raise InputError(
+                f"{source}: column '{name}' has {counts.nonfinite[j]} NaN/infinite value(s) "
+                f"in {counts.rows} rows"
+            )
+    if counts.negative_weights:
+        raise InputError(
+            f"{source}: weight column '{weight}' has {counts.negative_weights} negative value(s) "
+            f"in {counts.rows} rows"
+        )
+
+
+def _describe_nulls(frame: DataFrame, name: str) -> str:
+    """On the error path only: tell empty cells from non-numeric text, with an example."""
+    raw, typed = F.col(f"`__raw_{name}`"), F.col(f"`{name}`")
+    is_empty = raw.isNull() | (F.trim(raw.cast("string")) == "")
+    row = (
+        frame.where(typed.isNull())
+        .agg(
+            F.sum(is_empty.cast("int")).alias("empty"),
+            F.sum((~is_empty).cast("int")).alias("text"),
+            F.first(F.when(~is_empty, raw.cast("string")), ignorenulls=True).alias("example"),
+        )
+        .first()
+    )
+    if not row["text"]:
+        return "missing (empty)"
+    description = f"non-numeric (e.g. {row['example'][:40]!r})"
+    if row["empty"]:
+        description += f" or empty ({row['empty']} empty)"
+    return description
+
+
+# --------------------------------------------------------------------------- reading sources
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    """Whether ``path`` (local or any Hadoop file system URI, globs allowed) exists."""
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    statuses = fs.globStatus(hadoop_path)
+    return statuses is not None and len(statuses) > 0
+
+
+def read_source(
+    spark: SparkSession, path: str, fmt: str, *, delimiter: str = ",", n_features: int | None = None
+) -> DataFrame:
+    """Read ``path`` with Spark's reader for ``fmt``; CSV columns arrive as strings.
+
+    A CSV gets an extra ``_corrupt_record`` column so ragged rows are counted, not silently padded.
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r} (expected one of: {', '.join(FORMATS)})")
+    if not path_exists(spark, path):
+        raise InputError(f"input path not found: {path}")
+    try:
+        if fmt == "csv":
+            header = spark.read.option("header", True).option("sep", delimiter).csv(path)
+            if not header.columns:
+                raise InputError(f"{path}: empty input (no header, no rows)")
+            schema = T.StructType(
+                [T.StructField(c, T.StringType()) for c in header.columns]
+                + [T.StructField(CORRUPT, T.StringType())]
+            )
+            return (
+                spark.read.option("header", True)
+                .option("sep", delimiter)
+                .option("mode", "PERMISSIVE")
+                .option("columnNameOfCorruptRecord", CORRUPT)
+                .schema(schema)
+                .csv(path)
+            )
+        if fmt == "parquet":
+            return spark.read.parquet(path)
+        reader = spark.read.format("libsvm")
+        if n_features is not None:
+            reader = reader.option("numFeatures", n_features)
+        frame = reader.load(path)
+        from pyspark.ml.functions import vector_to_array
+
+        width = n_features or frame.select(F.max(F.size(vector_to_array("features")))).first()[0]
+        if width is None:
+            raise InputError(f"{path}: empty input (no rows)")
+        array = vector_to_array("features")
+        return frame.select(
+            F.col("label"), *[array[i].alias(f"f{i + 1}") for i in range(width)]
+        )
+    except InputError:
+        raise
+    except Exception as exc:  # Spark's reader errors: corrupt files, unreadable schema, …
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: cannot read as {fmt}: {first_line[:300]}") from exc
+
+
+def data_columns(frame: DataFrame) -> list[str]:
+    return [c for c in frame.columns if c != CORRUPT]
+
+
+def resolve_columns(
+    frame: DataFrame,
+    source: str,
+    *,
+    label: str | None,
+    features: list[str] | None,
+    weight: str | None = None,
+) -> list[str]:
+    """Check the requested columns exist; default features are every column but label/weight."""
+    available = data_columns(frame)
+    for role, name in (("label", label), ("weight", weight)):
+        if name is not None and name not in available:
+            raise InputError(
+                f"{source}: unknown {role} column '{name}' (columns: {', '.join(available)})"
+            )
+    if features is None:
+        features = [c for c in available if c not in (label, weight)]
+    unknown = [c for c in features if c not in available]
+    if unknown:
+        raise InputError(
+            f"{source}: unknown feature column(s) {', '.join(repr(c) for c in unknown)} "
+            f"(columns: {', '.join(available)})"
+        )
+    if len(set(features)) != len(features):
+        raise InputError(f"{source}: a feature column is listed twice: {', '.join(features)}")
+    if label is not None and label in features:
+        raise InputError(f"{source}: the label '{label}' is also listed as a feature")
+    if not features:
+        raise InputError(f"{source}: no feature columns to use")
+    return features
+
+
+def as_double(name: str) -> F.Column:
+    """Cast a column to double in the JVM; text that is not a number becomes null (counted later)."""
+    return F.col(f"`{name}`").try_cast("double")
+
+
+def to_blocks(
+    frame: DataFrame,
+    source: str,
+    *,
+    features: list[str],
+    label: str | None = None,
+    weight: str | None = None,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    num_partitions: int | None = None,
+) -> BlockData:
+    """Turn the selected columns of ``frame`` into a :class:`BlockData` (lazy; nothing runs yet)."""
+    columns = features + [c for c in (label, weight) if c is not None]
+    has_ragged = CORRUPT in frame.columns
+    if num_partitions is not None and num_partitions != frame.rdd.getNumPartitions():
+        frame = frame.repartition(num_partitions)
+    typed = frame.select(
+        *[as_double(c).alias(c) for c in columns],
+        *[F.col(f"`{c}`").alias(f"__raw_{c}") for c in columns],
+        *([F.col(CORRUPT).isNotNull().cast("int").alias(RAGGED)] if has_ragged else []),
+    )
+    selected = typed.select(*columns, *([RAGGED] if has_ragged else []))
+    packed = selected.mapInArrow(
+        _arrow_batches_to_blocks(columns, has_ragged, block_rows),
+        T.StructType([T.StructField("block", T.BinaryType())]),
+    )
+    blocks = packed.rdd.map(lambda row: decode_block(row[0]))
+    return BlockData(
+        blocks=blocks, features=features, label=label, weight=weight, source=source, frame=typed
+    )
+
+
+def load(
+    spark: SparkSession,
+    path: str,
+    fmt: str,
+    *,
+    label: str | None = None,
+    features: list[str] | None = None,
+    weight: str | None = None,
+    delimiter: str = ",",
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    num_partitions: int | None = None,
+) -> BlockData:
+    """Read a source and select its columns into blocks (see the module docstring)."""
+    frame = read_source(spark, path, fmt, delimiter=delimiter)
+    features = resolve_columns(frame, path, label=label, features=features, weight=weight)
+    return to_blocks(
+        frame,
+        path,
+        features=features,
+        label=label,
+        weight=weight,
+        block_rows=block_rows,
+        num_partitions=num_partitions,
+    )
+
+
+def from_numpy(
+    spark: SparkSession,
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    w: np.ndarray | None = None,
+    *,
+    num_partitions: int = 2,
+    blocks_per_partition: int = 1,
+    features: list[str] | None = None,
+) -> BlockData:
+    """In-memory arrays → :class:`BlockData` with explicit, deterministic slices (tests, notebooks)."""
+    x = np.asarray(x, dtype=np.float64)
+    parts = [x] + [np.asarray(a, dtype=np.float64)[:, None] for a in (y, w) if a is not None]
+    values = np.hstack(parts)
+    n_slices = num_partitions * blocks_per_partition
+    slices = [block_from_arrays(s) for s in np.array_split(values, n_slices) if len(s)]
+    blocks = spark.sparkContext.parallelize(slices, num_partitions)
+    names = features or [f"x{j + 1}" for j in range(x.shape[1])]
+    return BlockData(
+        blocks=blocks,
+        features=names,
+        label="y" if y is not None else None,
+        weight="w" if w is not None else None,
+    )

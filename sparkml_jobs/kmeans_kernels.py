@@ -1,0 +1,184 @@
+"""Pure numpy k-means kernels: what the executors run on a block, and the driver-side steps.
+
+No Spark here: every function takes arrays and returns arrays or a mergeable partial, so it is
+unit-tested on small inputs directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_CHUNK_ROWS = 16_384
+
+
+def squared_distances(x: np.ndarray, centers: np.ndarray, center_sq: np.ndarray) -> np.ndarray:
+    """‖x − c‖² for every row and centre, via ‖x‖² − 2x·c + ‖c‖² (one GEMM), clipped at 0."""
+    d2 = x @ centers.T
+    d2 *= -2.0
+    d2 += center_sq
+    d2 += np.einsum("ij,ij->i", x, x)[:, None]
+    np.maximum(d2, 0.0, out=d2)
+    return d2
+
+
+def assign(
+    x: np.ndarray, centers: np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centre of every row and the exact squared distance to it.
+
+    The GEMM trick picks the label; the distance to the chosen centre is then recomputed directly
+    (``‖x − c‖²``), so costs carry no cancellation error.
+    """
+    center_sq = np.einsum("ij,ij->i", centers, centers)
+    labels = np.empty(len(x), dtype=np.int64)
+    dist2 = np.empty(len(x), dtype=np.float64)
+    for start in range(0, len(x), chunk_rows):
+        chunk = x[start : start + chunk_rows]
+        lab = squared_distances(chunk, centers, center_sq).argmin(axis=1)
+        diff = chunk - centers[lab]
+        labels[start : start + len(chunk)] = lab
+        dist2[start : start + len(chunk)] = np.einsum("ij,ij->i", diff, diff)
+    return labels, dist2
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterPartial:
+    """Per-cluster sums of one or more blocks (a monoid under :meth:`merge`).
+
+    ``far_points`` keeps the points farthest from their centres (at most ``keep`` of them), used
+    to re-seed empty clusters deterministically.
+    """
+
+    sums: np.ndarray  # (k, d) Σ w x
+    weights: np.ndarray  # (k,) Σ w
+    counts: np.ndarray  # (k,) number of points
+    cost: float  # Σ w ‖x − c‖²
+    far_d2: np.ndarray  # (m,) descending
+    far_points: np.ndarray  # (m, d)
+
+    @classmethod
+    def zero(cls, k: int, d: int) -> ClusterPartial:
+        return cls(np.zeros((k, d)), np.zeros(k), np.zeros(k, np.int64), 0.0,
+                   np.zeros(0), np.zeros((0, d)))
+
+    def merge(self, other: ClusterPartial) -> ClusterPartial:
+        keep = max(len(self.far_d2), len(other.far_d2))
+        far_d2, far_points = top_farthest(
+            np.concatenate([self.far_d2, other.far_d2]),
+            np.vstack([self.far_points, other.far_points]),
+            keep,
+        )
+        return ClusterPartial(
+            self.sums + other.sums,
+            self.weights + other.weights,
+            self.counts + other.counts,
+            self.cost + other.cost,
+            far_d2,
+            far_points,
+        )
+
+
+def top_farthest(d2: np.ndarray, points: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``keep`` largest distances, distinct points, ties broken by the points' coordinates.
+
+    The order depends only on the values, so merging partials in any order gives the same result.
+    """
+    if keep == 0 or len(d2) == 0:
+        return d2[:0], points[:0]
+    if len(d2) > 4 * keep:
+        idx = np.argpartition(-d2, 4 * keep - 1)[: 4 * keep]
+        d2, points = d2[idx], points[idx]
+    order = np.lexsort(tuple(points.T[::-1]) + (-d2,))
+    d2, points = d2[order], points[order]
+    _, first = np.unique(points, axis=0, return_index=True)
+    first.sort()
+    return d2[first][:keep], points[first][:keep]
+
+
+def lloyd_partial(
+    x: np.ndarray,
+    centers: np.ndarray,
+    w: np.ndarray | None = None,
+    *,
+    keep_far: int = 0,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> ClusterPartial:
+    """Assign the rows of ``x`` to ``centers`` and sum them per cluster (one block's share)."""
+    k, d = centers.shape
+    labels, dist2 = assign(x, centers, chunk_rows)
+    weights = np.ones(len(x)) if w is None else w
+    weighted = x if w is None else x * w[:, None]
+    sums = np.empty((k, d))
+    for j in range(d):  # d bincounts: O(n·d), cheaper than np.add.at or a one-hot GEMM
+        sums[:, j] = np.bincount(labels, weights=weighted[:, j], minlength=k)
+    far_d2, far_points = top_farthest(dist2, x, keep_far)
+    return ClusterPartial(
+        sums=sums,
+        weights=np.bincount(labels, weights=weights, minlength=k).astype(np.float64),
+        counts=np.bincount(labels, minlength=k),
+        cost=float(weights @ dist2),
+        far_d2=far_d2,
+        far_points=far_points,
+    )
+
+
+def new_centers(
+    partial: ClusterPartial, old: np.ndarray, normalize: bool = False
+) -> tuple[np.ndarray, list[int]]:
+    """Means of the clusters; an empty cluster takes the farthest point not already used.
+
+    Returns the new centres and the indices of the clusters that were re-seeded.
+    """
+    centers = old.copy()
+    filled = partial.weights > 0
+    centers[filled] = partial.sums[filled] / partial.weights[filled, None]
+    empty = [int(j) for j in np.flatnonzero(~filled)]
+    candidates = [p for p, d in zip(partial.far_points, partial.far_d2, strict=True) if d > 0]
+    for j, point in zip(empty, candidates, strict=False):
+        centers[j] = point
+    if normalize:
+        centers = normalize_rows(centers)
+    return centers, empty
+
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+def kmeans_plus_plus(
+    points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Weighted k-means++ seeding (Arthur & Vassilvitskii) on an in-memory array."""
+    first = rng.choice(len(points), p=weights / weights.sum())
+    centers = [points[first]]
+    d2 = np.sum((points - points[first]) ** 2, axis=1)
+    for _ in range(1, k):
+        mass = weights * d2
+        total = mass.sum()
+        if total <= 0:
+            break  # every point coincides with a centre: fewer distinct points than k
+        nxt = rng.choice(len(points), p=mass / total)
+        centers.append(points[nxt])
+        d2 = np.minimum(d2, np.sum((points - points[nxt]) ** 2, axis=1))
+    return np.array(centers)
+
+
+def local_lloyd(
+    points: np.ndarray, weights: np.ndarray, centers: np.ndarray, max_iter: int = 30
+) -> np.ndarray:
+    """Weighted Lloyd iterations on a small in-memory set (the k-means|| candidates)."""
+    for _ in range(max_iter):
+        partial = lloyd_partial(points, centers, weights)
+        updated, _ = new_centers(partial, centers)
+        if np.array_equal(updated, centers):
+            break
+        centers = updated
+    return centers
+
+
+def distinct_rows(x: np.ndarray, limit: int) -> np.ndarray:
+    """Up to ``limit`` distinct rows of ``x`` (sorted), for the k > distinct points check."""
+    return np.unique(x, axis=0)[:limit]

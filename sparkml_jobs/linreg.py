@@ -1,0 +1,386 @@
+"""Linear regression through distributed normal equations.
+
+One pass computes every partition's :class:`~sparkml_jobs.stats.SufficientStats` (and the
+validation counts) and ``treeAggregate`` merges them; the driver solves. A second, cheap pass over
+the cached blocks computes the residual sums exactly (SSR and MAE), which the standard errors use.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from sparkml_jobs import stats as st
+from sparkml_jobs.data import BlockData, Counts, as_double
+from sparkml_jobs.errors import InputError
+
+log = logging.getLogger(__name__)
+
+ON_SINGULAR = ("error", "drop")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinearRegressionSummary:
+    """Training summary (statsmodels-OLS grade). Lists have the intercept first when fitted."""
+
+    n: int
+    weight_sum: float
+    r2: float
+    r2_adj: float
+    rmse: float
+    mae: float
+    residual_std: float
+    df_resid: int
+    std_errors: list[float | None]
+    t_values: list[float | None]
+    p_values: list[float | None]
+    condition_number: float
+    solver: str
+    aliased: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinearRegressionModel:
+    """A fitted linear model ``y ≈ intercept + x · coefficients`` (NaN coefficient = dropped)."""
+
+    features: list[str]
+    label: str | None
+    intercept: float
+    coefficients: np.ndarray
+    params: dict[str, Any]
+    summary: LinearRegressionSummary | None = None
+    stats: st.SufficientStats | None = None
+
+    def predict_array(self, x: np.ndarray) -> np.ndarray:
+        """Predictions for a (rows, n_features) array."""
+        return x @ np.nan_to_num(self.coefficients, nan=0.0) + self.intercept
+
+    def predict(self, frame: DataFrame, output_col: str = "prediction") -> DataFrame:
+        """All columns of ``frame`` plus ``prediction``, row order kept (one ``mapInArrow``)."""
+        return score_frame(frame, self.features, self.predict_array, output_col, T.DoubleType())
+
+    def evaluate(self, data: BlockData) -> dict[str, float]:
+        """Metrics on labelled data: n, mse, rmse, mae, r2 (one pass)."""
+        return evaluate(self, data)
+
+
+def score_frame(frame: DataFrame, features: list[str], score, output_col: str, output_type) -> DataFrame:
+    """Append ``score(x_block)`` to every row of ``frame`` in one ``mapInArrow`` (row order kept).
+
+    The feature columns are cast to double in the JVM, then scored block by block in numpy.
+    """
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise InputError(
+            "input lacks the model's feature column(s) "
+            f"{', '.join(repr(c) for c in missing)} (columns: {', '.join(frame.columns)})"
+        )
+    inputs = frame.columns
+    hidden = [f"__x{j}" for j in range(len(features))]
+    typed = frame.select(*inputs, *[as_double(c).alias(h) for c, h in zip(features, hidden, strict=True)])
+    out_fields = [f for f in frame.schema.fields] + [T.StructField(output_col, output_type)]
+    if isinstance(output_type, T.StructType):
+        out_fields = [f for f in frame.schema.fields] + list(output_type.fields)
+
+    def apply(batches):
+        for batch in batches:
+            x = np.column_stack(
+                [batch.column(h).fill_null(np.nan).to_numpy(zero_copy_only=False) for h in hidden]
+            ) if hidden else np.zeros((batch.num_rows, 0))
+            scored = score(x.reshape(batch.num_rows, len(hidden)))
+            kept = [batch.column(c) for c in inputs]
+            if isinstance(scored, dict):
+                extra = [pa.array(v) for v in scored.values()]
+                names = inputs + list(scored)
+            else:
+                extra, names = [pa.array(scored)], inputs + [output_col]
+            yield pa.RecordBatch.from_arrays(kept + extra, names)
+
+    return typed.mapInArrow(apply, T.StructType(out_fields))
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinearRegression:
+    """Least squares / ridge on a :class:`BlockData`, by distributed normal equations.
+
+    Parameters
+    ----------
+    fit_intercept : bool
+        Fit an (unpenalised) intercept.
+    reg_param : float
+        Ridge penalty λ ≥ 0 in ``(1/Σw) Σ wᵢ rᵢ² + λ‖β‖²`` (on the features' own scale).
+    on_singular : {"error", "drop"}
+        Rank-deficient design: stop with an error naming the aliased columns, or drop them
+        (their coefficients are reported as null, as R's ``lm`` does).
+    tree_depth : int
+        Depth of the ``treeAggregate``.
+    """
+
+    fit_intercept: bool = True
+    reg_param: float = 0.0
+    on_singular: str = "error"
+    tree_depth: int = 2
+
+    def __post_init__(self) -> None:
+        if not (self.reg_param >= 0 and np.isfinite(self.reg_param)):
+            raise InputError(f"reg_param must be a finite number >= 0, got {self.reg_param!r}")
+        if self.on_singular not in ON_SINGULAR:
+            raise InputError(f"on_singular must be one of {ON_SINGULAR}, got {self.on_singular!r}")
+        if self.tree_depth < 1:
+            raise InputError(f"tree_depth must be >= 1, got {self.tree_depth!r}")
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def fit(self, data: BlockData) -> LinearRegressionModel:
+        """Fit on ``data`` (which must have a label). Raises :class:`InputError` on bad input."""
+        if data.label is None:
+            raise InputError("linear regression needs a label column")
+        p = data.n_features
+        stats, counts = aggregate_stats(data, self.tree_depth)
+        data.check(counts)
+        log.info("statistics: %d rows, %d features", stats.n, p)
+        sol = st.solve(
+            stats,
+            fit_intercept=self.fit_intercept,
+            reg_param=self.reg_param,
+            on_singular=self.on_singular,
+            names=data.features,
+        )
+        log.info("solved (cholesky), condition number %.3g", sol.condition_number)
+        model = LinearRegressionModel(
+            features=data.features,
+            label=data.label,
+            intercept=sol.intercept,
+            coefficients=sol.coefficients,
+            params=self.params(),
+            stats=stats,
+        )
+        residuals = residual_sums(model, data, self.tree_depth)
+        data.unpersist()
+        log.info("residual pass done")
+        summary = make_summary(stats, sol, residuals, self.fit_intercept, data.features)
+        return LinearRegressionModel(**{**model.__dict__, "summary": summary})
+
+
+def _block_parts(values: np.ndarray, data_layout: tuple[int, int | None, int | None]):
+    p, label_index, weight_index = data_layout
+    x = values[:, :p]
+    y = values[:, label_index] if label_index is not None else None
+    w = values[:, weight_index] if weight_index is not None else None
+    return x, y, w
+
+
+def aggregate_stats(data: BlockData, depth: int = 2) -> tuple[st.SufficientStats, Counts]:
+    """The one pass: per block statistics of ``[x, y]`` and validation counts, tree-merged.
+
+    The blocks are persisted by this pass so the residual pass reads them from memory.
+    """
+    width = data.n_features + 1
+    n_cols = len(data.columns)
+    weight_index = data.weight_index
+    label_index = data.label_index
+    zero = (st.SufficientStats.zero(width), Counts.zero(n_cols))
+
+    def add(acc, block):
+        values = block.values
+        w = values[:, weight_index] if weight_index is not None else None
+        z = values[:, : label_index + 1]
+        counts = Counts.of_block(block, weight_index)
+        if counts.nulls.any() or counts.nonfinite.any() or (w is not None and (w < 0).any()):
+            return acc[0], acc[1].merge(counts)  # invalid: reported by check(), no maths on NaN
+        return acc[0].merge(st.SufficientStats.of_block(z, w)), acc[1].merge(counts)
+
+    def merge(a, b):
+        return a[0].merge(b[0]), a[1].merge(b[1])
+
+    data.blocks.persist()
+    return data.blocks.treeAggregate(zero, add, merge, depth)
+
+
+@dataclass(frozen=True)
+class ResidualSums:
+    ssr: float  # Σ w r²
+    sar: float  # Σ w |r|
+
+    def merge(self, other: ResidualSums) -> ResidualSums:
+        return ResidualSums(self.ssr + other.ssr, self.sar + other.sar)
+
+
+def residual_sums(model: LinearRegressionModel, data: BlockData, depth: int = 2) -> ResidualSums:
+    """Exact Σw·r² and Σw·|r| in one pass (no cancellation, unlike the formula from the Gram)."""
+    sc = data.blocks.context
+    coef = sc.broadcast((np.nan_to_num(model.coefficients, nan=0.0), model.intercept))
+    layout = (data.n_features, data.label_index, data.weight_index)
+
+    def add(acc: ResidualSums, block) -> ResidualSums:
+        beta, b0 = coef.value
+        x, y, w = _block_parts(block.values, layout)
+        r = y - (x @ beta + b0)
+        if w is None:
+            return acc.merge(ResidualSums(float(r @ r), float(np.abs(r).sum())))
+        return acc.merge(ResidualSums(float(w @ (r * r)), float(w @ np.abs(r))))
+
+    try:
+        return data.blocks.treeAggregate(ResidualSums(0.0, 0.0), add, ResidualSums.merge, depth)
+    finally:
+        coef.destroy()
+
+
+def make_summary(
+    stats: st.SufficientStats,
+    sol: st.Solution,
+    residuals: ResidualSums,
+    fit_intercept: bool,
+    names: list[str],
+    solver: str = "cholesky",
+) -> LinearRegressionSummary:
+    inf = st.inference(stats, sol, residuals.ssr, fit_intercept=fit_intercept)
+    tss = st.total_sum_of_squares(stats, fit_intercept)
+    r2 = 1.0 - residuals.ssr / tss if tss > 0 else float("nan")
+    k_const = int(fit_intercept)
+    r2_adj = (
+        1.0 - (stats.n - k_const) / inf.df_resid * (1.0 - r2) if inf.df_resid > 0 else float("nan")
+    )
+    return LinearRegressionSummary(
+        n=stats.n,
+        weight_sum=stats.w_sum,
+        r2=r2,
+        r2_adj=r2_adj,
+        rmse=float(np.sqrt(residuals.ssr / stats.w_sum)),
+        mae=residuals.sar / stats.w_sum,
+        residual_std=inf.sigma,
+        df_resid=inf.df_resid,
+        std_errors=inf.std_errors,
+        t_values=inf.t_values,
+        p_values=inf.p_values,
+        condition_number=sol.condition_number,
+        solver=solver,
+        aliased=[names[j] for j in sol.aliased],
+    )
+
+
+def evaluate(model: LinearRegressionModel, data: BlockData, depth: int = 2) -> dict[str, float]:
+    """n, mse, rmse, mae, r2 of ``model`` on labelled ``data``, validated in the same pass."""
+    if data.label is None:
+        raise InputError("evaluation needs a label column")
+    sc = data.blocks.context
+    coef = sc.broadcast((np.nan_to_num(model.coefficients, nan=0.0), model.intercept))
+    layout = (data.n_features, data.label_index, data.weight_index)
+    n_cols = len(data.columns)
+
+    def add(acc, block):
+        counts = Counts.of_block(block, data_layout_weight)
+        sums = np.zeros(5)  # Σw, Σw r², Σw|r|, Σw y, Σw y²
+        if not (counts.nulls.any() or counts.nonfinite.any()):
+            beta, b0 = coef.value
+            x, y, w = _block_parts(block.values, layout)
+            w = np.ones(len(y)) if w is None else w
+            r = y - (x @ beta + b0)
+            sums = np.array([w.sum(), w @ (r * r), w @ np.abs(r), w @ y, w @ (y * y)])
+        return acc[0] + sums, acc[1].merge(counts)
+
+    data_layout_weight = data.weight_index
+    try:
+        sums, counts = data.blocks.treeAggregate(
+            (np.zeros(5), Counts.zero(n_cols)),
+            add,
+            lambda a, b: (a[0] + b[0], a[1].merge(b[1])),
+            depth,
+        )
+    finally:
+        coef.destroy()
+    data.check(counts)
+    w_sum, ssr, sar, sy, syy = sums
+    tss = syy - sy * sy / w_sum
+    return {
+        "n": counts.rows,
+        "mse": ssr / w_sum,
+        "rmse": float(np.sqrt(ssr / w_sum)),
+        "mae": sar / w_sum,
+        "r2": 1.0 - ssr / tss if tss > 0 else float("nan"),
+    }
+
+
+# --------------------------------------------------------------------------- persistence
+
+KIND = "linear_regression"
+
+
+def save_model(model: LinearRegressionModel, path: str, overwrite: bool = False) -> None:
+    """Directory with ``model.json`` (+ the sufficient statistics as ``.npy``) and ``_SUCCESS``."""
+    from sparkml_jobs import persist
+
+    document = {
+        "kind": KIND,
+        "features": model.features,
+        "label": model.label,
+        "intercept": model.intercept,
+        "coefficients": model.coefficients,
+        "params": model.params,
+        "summary": model.summary.to_dict() if model.summary else None,
+    }
+    arrays = {}
+    if model.stats is not None:
+        document["stats"] = {"n": model.stats.n, "w_sum": model.stats.w_sum}
+        arrays = {"stats_mean": model.stats.mean, "stats_comoment": model.stats.comoment}
+    persist.write_model_dir(path, document, arrays, overwrite)
+
+
+def load_model(path: str) -> LinearRegressionModel:
+    """Load a saved model without Spark, checking every field (a tampered file is rejected)."""
+    from sparkml_jobs import persist
+
+    doc, where = persist.read_model_dir(path, KIND)
+    features = persist.string_list(doc.get("features"), where, "features")
+    p = len(features)
+    coefficients = persist.float_list(doc.get("coefficients"), p, where, "coefficients", True)
+    intercept = doc.get("intercept")
+    persist.float_list([intercept], 1, where, "intercept")
+    label = doc.get("label")
+    persist.require(label is None or isinstance(label, str), where, "'label' must be a string")
+    params = doc.get("params")
+    persist.require(isinstance(params, dict), where, "'params' must be an object")
+    try:
+        LinearRegression(**params)
+    except (TypeError, InputError) as exc:
+        raise InputError(f"{where / persist.MODEL_FILE}: invalid 'params': {exc}") from exc
+    summary = None
+    if isinstance(doc.get("summary"), dict):
+        try:
+            summary = LinearRegressionSummary(
+                **{k: (float("nan") if v is None else v) for k, v in doc["summary"].items()
+                   if k not in ("std_errors", "t_values", "p_values")},
+                **{k: doc["summary"][k] for k in ("std_errors", "t_values", "p_values")},
+            )
+        except (TypeError, KeyError) as exc:
+            raise InputError(f"{where / persist.MODEL_FILE}: invalid 'summary': {exc}") from exc
+    model_stats = None
+    if isinstance(doc.get("stats"), dict):
+        s = doc["stats"]
+        persist.require(isinstance(s.get("n"), int) and s["n"] >= 0, where, "'stats.n' must be a count")
+        persist.float_list([s.get("w_sum")], 1, where, "stats.w_sum")
+        model_stats = st.SufficientStats(
+            n=s["n"],
+            w_sum=float(s["w_sum"]),
+            mean=persist.load_array(where, "stats_mean", (p + 1,)),
+            comoment=persist.load_array(where, "stats_comoment", (p + 1, p + 1)),
+        )
+    return LinearRegressionModel(
+        features=features,
+        label=label,
+        intercept=float(intercept),
+        coefficients=np.array([np.nan if c is None else c for c in coefficients], dtype=np.float64),
+        params=params,
+        summary=summary,
+        stats=model_stats,
+    )

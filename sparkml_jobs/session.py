@@ -1,0 +1,61 @@
+"""Building (or reusing) the SparkSession the jobs run on."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MASTER = "local[*]"
+
+
+def launched_by_spark_submit() -> bool:
+    """True when this Python driver was started by ``spark-submit`` (it passes a gateway port)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def get_session(
+    master: str | None = None,
+    app_name: str = "sparkml-jobs",
+    conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """Return the active SparkSession, or build one.
+
+    Parameters
+    ----------
+    master : str, optional
+        Master URL. ``None`` keeps the master chosen by ``spark-submit`` when launched by it,
+        and otherwise runs embedded on ``local[*]``.
+    app_name : str
+        Application name shown in the Spark UI / logs.
+    conf : dict, optional
+        Extra Spark configuration.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None and master is None:
+        return active
+    builder = SparkSession.builder.appName(app_name)
+    if master is not None:
+        builder = builder.master(master)
+    elif not launched_by_spark_submit():
+        builder = builder.master(DEFAULT_MASTER)
+    effective_master = master or ("" if launched_by_spark_submit() else DEFAULT_MASTER)
+    defaults = {
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+    }
+    if effective_master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+        # Python workers must run this interpreter, which has numpy/pyarrow installed; the
+        # SparkContext reads the worker executable from the environment, not from the conf.
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+        defaults["spark.pyspark.python"] = sys.executable
+    for key, value in {**defaults, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    log.info("spark session: master=%s", spark.sparkContext.master)
+    return spark

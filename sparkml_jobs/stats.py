@@ -1,0 +1,307 @@
+"""Pure numpy: sufficient statistics of a weighted least-squares problem, merge, solve, inference.
+
+The statistics of ``z = [x, y]`` are kept *centred*: weighted mean and the co-moment matrix
+``C = Σ wᵢ (zᵢ − z̄)(zᵢ − z̄)ᵀ``. Blocks are merged with the pairwise update of Chan, Golub &
+LeVeque, so no raw ``Σ x²`` is ever formed and no variance is computed as ``E[x²] − E[x]²``
+(the cancellation that costs MLlib digits on data with large means).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import linalg, stats
+
+from sparkml_jobs.errors import InputError
+
+# A column whose residual variance, after projecting it on the columns before it, is below this
+# fraction of its own variance is treated as aliased (a linear combination of the others).
+ALIAS_TOL = 1e-10
+
+
+@dataclass(frozen=True, kw_only=True)
+class SufficientStats:
+    """Weighted first and second moments of ``z = [x₁ … x_p, y]`` (a monoid under :meth:`merge`).
+
+    Attributes
+    ----------
+    n : int
+        Number of rows.
+    w_sum : float
+        Sum of the weights (``n`` when unweighted).
+    mean : ndarray of shape (p + 1,)
+        Weighted mean of ``z``.
+    comoment : ndarray of shape (p + 1, p + 1)
+        ``Σ wᵢ (zᵢ − mean)(zᵢ − mean)ᵀ``.
+    """
+
+    n: int
+    w_sum: float
+    mean: np.ndarray
+    comoment: np.ndarray
+
+    @classmethod
+    def zero(cls, width: int) -> SufficientStats:
+        return cls(n=0, w_sum=0.0, mean=np.zeros(width), comoment=np.zeros((width, width)))
+
+    @classmethod
+    def of_block(cls, z: np.ndarray, w: np.ndarray | None = None) -> SufficientStats:
+        """Statistics of one block ``z`` of shape (rows, p + 1); one GEMM (``AᵀA``) per block."""
+        n = len(z)
+        if n == 0:
+            return cls.zero(z.shape[1])
+        if w is None:
+            w_sum = float(n)
+            mean = z.mean(axis=0)
+            centred = z - mean
+        else:
+            w_sum = float(w.sum())
+            if w_sum <= 0:
+                return cls(n=n, w_sum=0.0, mean=np.zeros(z.shape[1]),
+                           comoment=np.zeros((z.shape[1],) * 2))
+            mean = (w @ z) / w_sum
+            centred = (z - mean) * np.sqrt(w)[:, None]
+        return cls(n=n, w_sum=w_sum, mean=mean, comoment=centred.T @ centred)
+
+    def merge(self, other: SufficientStats) -> SufficientStats:
+        """Chan et al. pairwise update: exact, associative, and stable for large means."""
+        if other.w_sum == 0:
+            return SufficientStats(n=self.n + other.n, w_sum=self.w_sum, mean=self.mean,
+                                   comoment=self.comoment + other.comoment)
+        if self.w_sum == 0:
+            return SufficientStats(n=self.n + other.n, w_sum=other.w_sum, mean=other.mean,
+                                   comoment=self.comoment + other.comoment)
+        w_sum = self.w_sum + other.w_sum
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.w_sum / w_sum)
+        comoment = self.comoment + other.comoment
+        comoment += np.outer(delta, delta) * (self.w_sum * other.w_sum / w_sum)
+        return SufficientStats(n=self.n + other.n, w_sum=w_sum, mean=mean, comoment=comoment)
+
+    def subtract(self, other: SufficientStats) -> SufficientStats:
+        """Inverse of :meth:`merge`: the statistics of ``self`` without the rows of ``other``."""
+        w_sum = self.w_sum - other.w_sum
+        n = self.n - other.n
+        if n < 0 or w_sum < -1e-9 * max(self.w_sum, 1.0):
+            raise InputError("cannot subtract more data than the model was fitted on")
+        if w_sum <= 1e-12 * max(self.w_sum, 1.0):
+            return SufficientStats.zero(len(self.mean))
+        mean = (self.mean * self.w_sum - other.mean * other.w_sum) / w_sum
+        delta = other.mean - mean
+        comoment = self.comoment - other.comoment
+        comoment -= np.outer(delta, delta) * (w_sum * other.w_sum / self.w_sum)
+        return SufficientStats(n=n, w_sum=w_sum, mean=mean, comoment=comoment)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Solution:
+    """Coefficients and the quantities inference needs, from :func:`solve`."""
+
+    intercept: float
+    coefficients: np.ndarray  # NaN for dropped (aliased) columns
+    kept: np.ndarray  # bool mask of the columns in the fit
+    condition_number: float
+    # Covariance of the kept coefficients per unit residual variance (σ² = 1), and of the intercept.
+    unscaled_cov: np.ndarray
+    unscaled_var_intercept: float
+    aliased: list[int] = field(default_factory=list)
+
+
+def _design_moments(
+    s: SufficientStats, fit_intercept: bool
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """(A, b, yy): the (centred if intercept) Gram matrix, cross-products and y sum of squares."""
+    p = len(s.mean) - 1
+    a = s.comoment[:p, :p]
+    b = s.comoment[:p, p]
+    yy = float(s.comoment[p, p])
+    if not fit_intercept:
+        mx, my = s.mean[:p], s.mean[p]
+        a = a + s.w_sum * np.outer(mx, mx)
+        b = b + s.w_sum * mx * my
+        yy = yy + s.w_sum * my * my
+    return a, b, yy
+
+
+def find_aliased(corr: np.ndarray, tol: float = ALIAS_TOL) -> list[int]:
+    """Columns that are (numerically) linear combinations of the columns before them.
+
+    Incremental Cholesky in column order on a unit-diagonal Gram matrix: a column's pivot is the
+    fraction of its variance left after projecting it on the kept columns before it (as R's ``lm``).
+    """
+    p = len(corr)
+    kept: list[int] = []
+    aliased: list[int] = []
+    factor = np.zeros((p, p))
+    for j in range(p):
+        if not np.isfinite(corr[j, j]) or corr[j, j] <= 0:
+            aliased.append(j)
+            continue
+        if kept:
+            row = linalg.solve_triangular(
+                factor[np.ix_(kept, kept)], corr[kept, j], lower=True, check_finite=False
+            )
+            pivot = corr[j, j] - row @ row
+        else:
+            row = np.zeros(0)
+            pivot = corr[j, j]
+        if pivot <= tol * corr[j, j]:
+            aliased.append(j)
+            continue
+        factor[j, kept] = row
+        factor[j, j] = np.sqrt(pivot)
+        kept.append(j)
+    return aliased
+
+
+def explain_aliased(corr: np.ndarray, aliased: list[int], names: list[str]) -> str:
+    """One sentence naming each aliased column and the kept columns it is a combination of."""
+    kept = [j for j in range(len(names)) if j not in aliased]
+    parts = []
+    for j in aliased:
+        if not np.isfinite(corr[j, j]) or corr[j, j] <= 0:
+            parts.append(f"'{names[j]}' is constant")
+            continue
+        earlier = [k for k in kept if k < j]
+        coef = linalg.lstsq(corr[np.ix_(earlier, earlier)], corr[earlier, j])[0] if earlier else []
+        partners = [names[k] for k, c in zip(earlier, coef, strict=False) if abs(c) > 1e-6]
+        parts.append(f"'{names[j]}' is a linear combination of "
+                     + (", ".join(f"'{n}'" for n in partners) or "the others"))
+    return "; ".join(parts)
+
+
+def solve(
+    s: SufficientStats,
+    *,
+    fit_intercept: bool = True,
+    reg_param: float = 0.0,
+    on_singular: str = "error",
+    names: list[str] | None = None,
+) -> Solution:
+    """Solve the (ridge-)regularised weighted normal equations from the statistics alone.
+
+    Minimises ``(1/Σw) Σ wᵢ (yᵢ − b − xᵢᵀβ)² + λ‖β‖²`` (the intercept ``b`` is not penalised;
+    with ``reg_param=0`` this is ordinary/weighted least squares). Columns are scaled to unit
+    norm before the Cholesky factorisation, and the condition number reported is that of the
+    scaled Gram matrix.
+    """
+    p = len(s.mean) - 1
+    names = names or [f"x{j + 1}" for j in range(p)]
+    a, b, _ = _design_moments(s, fit_intercept)
+    scale = np.sqrt(np.clip(np.diag(a), 0.0, None))
+    nonzero = scale > 0
+    safe = np.where(nonzero, scale, 1.0)
+    corr = a / np.outer(safe, safe)
+    corr[~nonzero, :] = 0.0
+    corr[:, ~nonzero] = 0.0
+    if reg_param > 0:
+        aliased = [j for j in range(p) if not nonzero[j]]
+    else:
+        aliased = find_aliased(corr)
+    if aliased and on_singular != "drop" and reg_param <= 0:
+        raise InputError(
+            "singular design (rank-deficient features): "
+            + explain_aliased(corr, aliased, names)
+            + "; remove those columns, pass --on-singular drop, or use --reg-param > 0"
+        )
+    kept = np.ones(p, dtype=bool)
+    kept[aliased] = False
+    idx = np.flatnonzero(kept)
+    corr_k = corr[np.ix_(idx, idx)]
+    # ridge in the scaled coordinates: (C + λ Σw D⁻²) γ = D⁻¹ b, with β = γ / d
+    penalty = reg_param * s.w_sum / safe[idx] ** 2
+    system = corr_k + np.diag(penalty)
+    rhs = b[idx] / safe[idx]
+    if len(idx):
+        eig = np.linalg.eigvalsh(system)
+        condition = float(eig[-1] / eig[0]) if eig[0] > 0 else float("inf")
+        try:
+            chol = linalg.cho_factor(system, lower=True, check_finite=False)
+        except linalg.LinAlgError as exc:
+            raise InputError(
+                f"the design is numerically singular (condition number {condition:.3g}); "
+                "use --reg-param > 0 or remove collinear columns"
+            ) from exc
+        gamma = linalg.cho_solve(chol, rhs, check_finite=False)
+        system_inv = linalg.cho_solve(chol, np.eye(len(idx)), check_finite=False)
+        # Cov(γ)/σ² = S⁻¹ C S⁻¹ (sandwich; equals C⁻¹ when λ = 0)
+        cov_gamma = system_inv @ corr_k @ system_inv if reg_param > 0 else system_inv
+        beta_k = gamma / safe[idx]
+        cov_k = cov_gamma / np.outer(safe[idx], safe[idx])
+    else:
+        condition, beta_k, cov_k = 1.0, np.zeros(0), np.zeros((0, 0))
+    coefficients = np.full(p, np.nan)
+    coefficients[idx] = beta_k
+    if fit_intercept:
+        mx = s.mean[:p][idx]
+        intercept = float(s.mean[p] - mx @ beta_k)
+        var_intercept = 1.0 / s.w_sum + float(mx @ cov_k @ mx)
+    else:
+        intercept, var_intercept = 0.0, float("nan")
+    return Solution(
+        intercept=intercept,
+        coefficients=coefficients,
+        kept=kept,
+        condition_number=condition,
+        unscaled_cov=cov_k,
+        unscaled_var_intercept=var_intercept,
+        aliased=list(aliased),
+    )
+
+
+def residual_sum_of_squares(s: SufficientStats, sol: Solution, fit_intercept: bool) -> float:
+    """Σ wᵢ rᵢ² from the statistics (used when no residual pass is made, e.g. a ridge path)."""
+    a, b, yy = _design_moments(s, fit_intercept)
+    beta = np.where(sol.kept, sol.coefficients, 0.0)
+    return max(float(yy - 2 * beta @ b + beta @ a @ beta), 0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inference:
+    """Standard errors, t-values and two-sided p-values; the intercept first when fitted."""
+
+    std_errors: list[float | None]
+    t_values: list[float | None]
+    p_values: list[float | None]
+    df_resid: int
+    sigma: float
+
+
+def _finite_or_none(values: np.ndarray) -> list[float | None]:
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
+def inference(
+    s: SufficientStats, sol: Solution, ssr: float, *, fit_intercept: bool
+) -> Inference:
+    """OLS inference (statsmodels' conventions): σ² = SSR / (n − k), t = β / se, p = 2·P(T > |t|)."""
+    k = int(sol.kept.sum()) + int(fit_intercept)
+    df_resid = s.n - k
+    sigma2 = ssr / df_resid if df_resid > 0 else float("nan")
+    se_k = np.sqrt(np.clip(np.diag(sol.unscaled_cov), 0, None) * sigma2)
+    se = np.full(len(sol.coefficients), np.nan)
+    se[sol.kept] = se_k
+    estimates = sol.coefficients
+    if fit_intercept:
+        se = np.concatenate([[np.sqrt(sol.unscaled_var_intercept * sigma2)], se])
+        estimates = np.concatenate([[sol.intercept], estimates])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = estimates / se
+    p = 2 * stats.t.sf(np.abs(t), df_resid) if df_resid > 0 else np.full(len(t), np.nan)
+    return Inference(
+        std_errors=_finite_or_none(se),
+        t_values=_finite_or_none(t),
+        p_values=_finite_or_none(p),
+        df_resid=df_resid,
+        sigma=float(np.sqrt(sigma2)) if sigma2 == sigma2 else float("nan"),
+    )
+
+
+def total_sum_of_squares(s: SufficientStats, fit_intercept: bool) -> float:
+    """Weighted TSS: centred with an intercept, uncentred without (as statsmodels)."""
+    p = len(s.mean) - 1
+    tss = float(s.comoment[p, p])
+    if not fit_intercept:
+        tss += s.w_sum * float(s.mean[p]) ** 2
+    return tss
