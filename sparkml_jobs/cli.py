@@ -116,32 +116,40 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     return parser, actions
 
 
+def _config_path(argv: Sequence[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """Parse flags; values from ``--config job.toml`` become defaults that flags override."""
     parser, actions = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "config", None):
-        key = f"{args.algo} {args.action}" if args.algo != "demo" else "demo"
+    config_path = _config_path(argv)
+    key = "demo" if argv[:1] == ["demo"] else " ".join(argv[:2])
+    if config_path and key in actions:
         sub = actions[key]
         try:
-            config = tomllib.loads(Path(args.config).read_text())
+            config = tomllib.loads(Path(config_path).read_text())
         except FileNotFoundError as exc:
-            raise InputError(f"config file not found: {args.config}") from exc
+            raise InputError(f"config file not found: {config_path}") from exc
         except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"config file {args.config} is not valid TOML: {exc}") from exc
+            raise InputError(f"config file {config_path} is not valid TOML: {exc}") from exc
         known = {action.dest for action in sub._actions}
         values = {k.replace("-", "_"): v for k, v in config.items()}
-        if "features" in values and isinstance(values["features"], str):
+        if isinstance(values.get("features"), str):
             values["features"] = _csv_list(values["features"])
         unknown = sorted(set(values) - known)
         if unknown:
-            raise InputError(f"config file {args.config}: unknown option(s) {', '.join(unknown)}")
+            raise InputError(f"config file {config_path}: unknown option(s) {', '.join(unknown)}")
         sub.set_defaults(**values)
         for action in sub._actions:  # a required flag may now come from the config
             if action.dest in values:
                 action.required = False
-        args = parser.parse_args(argv)
-    return args
+    return parser.parse_args(argv)
 
 
 # --------------------------------------------------------------------------- output helpers

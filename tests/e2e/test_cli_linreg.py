@@ -1,0 +1,194 @@
+"""The linreg CLI end to end: fit → predict → evaluate, and the bad-input matrix (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from chispa import assert_approx_df_equality
+
+from sparkml_jobs import linreg
+from sparkml_jobs.cli import main
+from tests.conftest import DATA, ROOT
+
+DIAMONDS = str(DATA / "diamonds.csv")
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_fit_predict_evaluate(spark, tmp_path, capsys):
+    model_dir, preds, metrics = tmp_path / "model", tmp_path / "preds", tmp_path / "m.json"
+    code, out, _ = run_cli(capsys, "linreg", "fit", "--input", DIAMONDS, "--label", "price",
+                           "--output", str(model_dir), "--metrics-json", str(metrics))
+    assert code == 0
+    assert "carat" in out and "R²" in out
+    document = json.loads((model_dir / "model.json").read_text())
+    assert document["kind"] == "linear_regression" and document["format_version"] == 1
+    assert document["features"] == ["carat", "depth", "table", "x", "y", "z"]
+    assert len(document["summary"]["std_errors"]) == 7  # intercept first
+    assert json.loads(metrics.read_text())["r2"] == pytest.approx(document["summary"]["r2"])
+
+    frame = pd.read_csv(DIAMONDS)
+    ref = np.linalg.lstsq(np.column_stack([np.ones(len(frame)), frame.iloc[:, :6]]),
+                          frame["price"], rcond=None)[0]
+    np.testing.assert_allclose([document["intercept"], *document["coefficients"]], ref, rtol=1e-7)
+
+    code, _, _ = run_cli(capsys, "linreg", "predict", "--model", str(model_dir),
+                         "--input", DIAMONDS, "--output", str(preds))
+    assert code == 0 and (preds / "_SUCCESS").exists()
+    got = spark.read.parquet(str(preds))
+    assert got.columns == ["carat", "depth", "table", "x", "y", "z", "price", "prediction"]
+    assert got.count() == len(frame)
+    model = linreg.load_model(str(model_dir))
+    head = frame.head(200).copy()
+    head["prediction"] = model.predict_array(head.iloc[:, :6].to_numpy())
+    expected = spark.createDataFrame(head.astype(str).drop(columns="prediction").assign(
+        prediction=head["prediction"]))
+    # input columns keep their CSV (string) type; order is the file's order
+    assert_approx_df_equality(got.limit(200), expected, precision=1e-6)
+
+    code, out, _ = run_cli(capsys, "linreg", "evaluate", "--model", str(model_dir),
+                           "--input", DIAMONDS, "--label", "price")
+    assert code == 0
+    metrics = json.loads(out)
+    assert metrics["n"] == len(frame)
+    assert metrics["r2"] == pytest.approx(document["summary"]["r2"], rel=1e-9)
+
+
+def test_existing_output_refused_then_overwritten(spark, tmp_path, capsys):
+    out = tmp_path / "model"
+    args = ["linreg", "fit", "--input", str(DATA / "diamonds.csv"), "--label", "price",
+            "--features", "carat,depth", "--output", str(out)]
+    assert run_cli(capsys, *args)[0] == 0
+    before = (out / "model.json").read_text()
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and "already holds a complete output" in err and "--overwrite" in err
+    assert (out / "model.json").read_text() == before
+    code, _, _ = run_cli(capsys, *args[:-4], "--features", "carat", "--output", str(out),
+                         "--overwrite")
+    assert code == 0 and json.loads((out / "model.json").read_text())["features"] == ["carat"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary siblings left
+
+
+BAD_CSV = {
+    "empty.csv": ("", "empty input"),
+    "header_only.csv": ("a,b,y\n", "no data rows"),
+    "ragged.csv": ("a,b,y\n1,2,3\n4,5\n6,7,8\n", "1 of 3 rows have a different number of fields"),
+    "text.csv": ("a,b,y\n1,2,3\n4,abc,6\n7,8,9\n", "column 'b' has 1 non-numeric (e.g. 'abc')"),
+    "blank.csv": ("a,b,y\n1,2,3\n4,,6\n", "column 'b' has 1 missing (empty)"),
+    "nan.csv": ("a,b,y\n1,2,3\n4,NaN,6\n7,8,9\n", "column 'b' has 1 NaN/infinite"),
+    "inf.csv": ("a,b,y\n1,2,3\n4,5,inf\n7,8,9\n", "column 'y' has 1 NaN/infinite"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CSV))
+def test_bad_csv_exits_2_with_one_line_and_no_output(spark, tmp_path, capsys, name):
+    text, expected = BAD_CSV[name]
+    source = tmp_path / name
+    source.write_text(text)
+    out = tmp_path / "out"
+    code, _, err = run_cli(capsys, "linreg", "fit", "--input", str(source), "--label", "y",
+                           "--output", str(out))
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.startswith("sparkml-jobs: error")]
+    assert len(lines) == 1 and expected in lines[0], err
+    assert name in lines[0] and "Traceback" not in err
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--input", "/nonexistent/x.csv", "--label", "price"], "input path not found"),
+        (["--input", DIAMONDS, "--label", "nope"], "unknown label column 'nope'"),
+        (["--input", DIAMONDS, "--label", "price", "--features", "carat,zz"], "'zz'"),
+        (["--input", DIAMONDS, "--label", "price", "--format", "xls"], "unknown format 'xls'"),
+        (["--input", DIAMONDS, "--label", "price", "--features", "x,y,x"], "listed twice"),
+        (["--input", DIAMONDS, "--label", "price", "--reg-param", "-1"], "reg_param"),
+        (["--input", DIAMONDS], "needs --label"),
+        (["--input", DIAMONDS, "--label", "price", "--bogus"], "unrecognized arguments"),
+    ],
+)
+def test_bad_usage_exits_2(spark, tmp_path, capsys, args, expected):
+    code, _, err = run_cli(capsys, "linreg", "fit", *args, "--output", str(tmp_path / "o"))
+    assert code == 2 and expected in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_singular_design_names_columns(spark, tmp_path, capsys):
+    source = tmp_path / "dup.csv"
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=40)
+    pd.DataFrame({"a": a, "b": rng.normal(size=40), "a2": 2 * a, "y": a + 1}).to_csv(source, index=False)
+    base = ["linreg", "fit", "--input", str(source), "--label", "y"]
+    code, _, err = run_cli(capsys, *base, "--output", str(tmp_path / "o"))
+    assert code == 2 and "'a2' is a linear combination of 'a'" in err
+    code, out, _ = run_cli(capsys, *base, "--output", str(tmp_path / "o"), "--on-singular", "drop")
+    assert code == 0 and "dropped (aliased) columns: a2" in out
+    assert json.loads((tmp_path / "o" / "model.json").read_text())["coefficients"][2] is None
+    code, _, _ = run_cli(capsys, *base, "--output", str(tmp_path / "r"), "--reg-param", "0.01")
+    assert code == 0
+
+
+def test_model_problems_exit_2(spark, tmp_path, capsys):
+    base = ["linreg", "predict", "--input", DIAMONDS, "--output", str(tmp_path / "p")]
+    code, _, err = run_cli(capsys, *base, "--model", str(tmp_path / "missing"))
+    assert code == 2 and "model directory not found" in err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "_SUCCESS").touch()
+    (broken / "model.json").write_text("{not json")
+    code, _, err = run_cli(capsys, *base, "--model", str(broken))
+    assert code == 2 and "not valid JSON" in err
+    (broken / "model.json").write_text(json.dumps({
+        "kind": "linear_regression", "format_version": 1, "features": ["carat", "nope"],
+        "label": "price", "intercept": 0.0, "coefficients": [1.0, 2.0], "params": {}}))
+    code, _, err = run_cli(capsys, *base, "--model", str(broken))
+    assert code == 2 and "'nope'" in err
+    (broken / "model.json").write_text(json.dumps({
+        "kind": "linear_regression", "format_version": 1, "features": ["carat"],
+        "label": "price", "intercept": 0.0, "coefficients": ["__import__('os')"], "params": {}}))
+    code, _, err = run_cli(capsys, *base, "--model", str(broken))
+    assert code == 2 and "non-numeric value" in err
+    assert not (tmp_path / "p").exists()
+
+
+def test_config_file_with_flags_overriding(spark, tmp_path, capsys):
+    config = tmp_path / "job.toml"
+    config.write_text(f'input = "{DIAMONDS}"\nlabel = "price"\nfeatures = "carat,depth"\n'
+                      f'output = "{tmp_path / "from_config"}"\n')
+    code, _, _ = run_cli(capsys, "linreg", "fit", "--config", str(config), "--features", "carat")
+    assert code == 0
+    doc = json.loads((tmp_path / "from_config" / "model.json").read_text())
+    assert doc["features"] == ["carat"]
+    config.write_text('colour = "blue"\n')
+    code, _, err = run_cli(capsys, "linreg", "fit", "--config", str(config))
+    assert code == 2 and "unknown option(s) colour" in err
+
+
+def test_console_script_subprocess(tmp_path):
+    """The installed console script in a fresh process: exit codes and one-line errors."""
+    exe = Path(sys.executable).parent / "sparkml-jobs"
+    out = tmp_path / "model"
+    done = subprocess.run(
+        [str(exe), "linreg", "fit", "--input", DIAMONDS, "--label", "price", "--output", str(out),
+         "--master", "local[2]"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "statistics: 53940 rows" in done.stderr and "carat" in done.stdout
+    assert json.loads((out / "model.json").read_text())["summary"]["n"] == 53940
+    bad = subprocess.run(
+        [str(exe), "linreg", "fit", "--input", str(tmp_path / "none.csv"), "--label", "y",
+         "--output", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1].startswith("sparkml-jobs: error: input path not found")
+    assert "Traceback" not in bad.stderr
