@@ -370,15 +370,20 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0][:500] if text else type(exc).__name__
 
 
+def configure_logging(verbose: bool) -> None:
+    """Progress lines on the current stderr (re-bound at every call, for in-process use)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("sparkml-jobs: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in argv or "--verbose" in argv
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="sparkml-jobs: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("py4j").setLevel(logging.WARNING)
+    configure_logging(verbose)
     try:
         args = parse_args(argv)
         key = "demo" if args.algo == "demo" else f"{args.algo} {args.action}"

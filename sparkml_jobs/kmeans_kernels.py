@@ -149,9 +149,16 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
 
 
 def kmeans_plus_plus(
-    points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator
+    points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator,
+    n_trials: int | None = None,
 ) -> np.ndarray:
-    """Weighted k-means++ seeding (Arthur & Vassilvitskii) on an in-memory array."""
+    """Weighted *greedy* k-means++ seeding on an in-memory array.
+
+    Each step draws ``n_trials`` candidates with probability ∝ w·d² and keeps the one that lowers
+    the cost most (as scikit-learn, default ``2 + ⌊ln k⌋`` trials); ``n_trials=1`` is the classic
+    k-means++ of Arthur & Vassilvitskii.
+    """
+    trials = n_trials or 2 + int(np.log(k))
     first = rng.choice(len(points), p=weights / weights.sum())
     centers = [points[first]]
     d2 = np.sum((points - points[first]) ** 2, axis=1)
@@ -160,9 +167,11 @@ def kmeans_plus_plus(
         total = mass.sum()
         if total <= 0:
             break  # every point coincides with a centre: fewer distinct points than k
-        nxt = rng.choice(len(points), p=mass / total)
-        centers.append(points[nxt])
-        d2 = np.minimum(d2, np.sum((points - points[nxt]) ** 2, axis=1))
+        picks = rng.choice(len(points), size=trials, p=mass / total)
+        options = np.minimum(d2, ((points[None, :, :] - points[picks][:, None, :]) ** 2).sum(-1))
+        best = int(np.argmin(options @ weights))
+        centers.append(points[picks[best]])
+        d2 = options[best]
     return np.array(centers)
 
 

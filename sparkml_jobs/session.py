@@ -48,6 +48,11 @@ def get_session(
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
     }
+    if effective_master.startswith("local"):
+        # embedded runs stay on loopback (and Spark stops warning about the host name)
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        defaults["spark.driver.host"] = "127.0.0.1"
+        defaults["spark.driver.bindAddress"] = "127.0.0.1"
     if effective_master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
         # Python workers must run this interpreter, which has numpy/pyarrow installed; the
         # SparkContext reads the worker executable from the environment, not from the conf.
