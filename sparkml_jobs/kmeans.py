@@ -26,6 +26,7 @@ from sparkml_jobs.errors import InputError
 log = logging.getLogger(__name__)
 
 INITS = ("k-means||", "k-means++", "random")
+SAMPLE_ROWS = 2000
 DISTANCES = ("euclidean", "cosine")
 KIND = "kmeans"
 
@@ -53,6 +54,8 @@ class KMeansModel:
     centers: np.ndarray  # (k, n_features)
     params: dict[str, Any]
     summary: KMeansSummary | None = None
+    # a bounded sample of the training points and their clusters, for plots (not saved)
+    sample: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def distance(self) -> str:
@@ -158,11 +161,12 @@ class KMeans:
             runs = [self._fit_once(points, d, n_rows, self.seed + i) for i in range(self.n_init)]
         finally:
             points.unpersist()
-        best = min(runs, key=lambda run: run[1].cost)
-        return KMeansModel(features=data.features, centers=best[0], params=self.params(),
-                           summary=best[1])
+        centers, summary, sample = min(runs, key=lambda run: run[1].cost)
+        return KMeansModel(features=data.features, centers=centers, params=self.params(),
+                           summary=summary, sample=sample)
 
-    def _fit_once(self, points, d: int, n_rows: int, seed: int) -> tuple[np.ndarray, KMeansSummary]:
+    def _fit_once(self, points, d: int, n_rows: int, seed: int):
+        """One run from one initialisation: (centres, summary, (sample points, labels))."""
         sc = points.context
         cosine = self.distance == "cosine"
         if self.initial_centers is not None:
@@ -189,7 +193,8 @@ class KMeans:
             if not empty and (shift < self.tol or shift == 0.0):
                 converged = True
                 break
-        final = lloyd_step(sc, points, centers, self.k, self.chunk_rows)
+        final = lloyd_step(sc, points, centers, self.k, self.chunk_rows,
+                           sample_stride=max(1, n_rows // SAMPLE_ROWS))
         summary = KMeansSummary(
             cost=final.cost / 2.0 if cosine else final.cost,
             cluster_sizes=[int(c) for c in final.counts],
@@ -200,7 +205,7 @@ class KMeans:
             n=n_rows,
             init="given" if self.initial_centers is not None else self.init,
         )
-        return centers, summary
+        return centers, summary, (final.sample_points, final.sample_labels)
 
 
 # ---------------------------------------------------------------------- Spark wiring
@@ -245,14 +250,17 @@ def validate(data: BlockData, points) -> int:
     return counts.rows
 
 
-def lloyd_step(sc, points, centers: np.ndarray, k: int, chunk_rows: int) -> kk.ClusterPartial:
+def lloyd_step(
+    sc, points, centers: np.ndarray, k: int, chunk_rows: int, sample_stride: int = 0
+) -> kk.ClusterPartial:
     """One Lloyd iteration = one Spark job with a fresh broadcast (destroyed when done)."""
     broadcast = sc.broadcast(centers)
     d = centers.shape[1]
 
     def add(acc: kk.ClusterPartial, item) -> kk.ClusterPartial:
         x, w = item[0], item[1]
-        part = kk.lloyd_partial(x, broadcast.value, w, keep_far=k, chunk_rows=chunk_rows)
+        part = kk.lloyd_partial(x, broadcast.value, w, keep_far=k, chunk_rows=chunk_rows,
+                                sample_stride=sample_stride)
         return acc.merge(part)
 
     try:

@@ -57,11 +57,20 @@ class ClusterPartial:
     cost: float  # Σ w ‖x − c‖²
     far_d2: np.ndarray  # (m,) descending
     far_points: np.ndarray  # (m, d)
+    sample_points: np.ndarray | None = None  # a systematic sample of the rows, for plots
+    sample_labels: np.ndarray | None = None
 
     @classmethod
     def zero(cls, k: int, d: int) -> ClusterPartial:
         return cls(np.zeros((k, d)), np.zeros(k), np.zeros(k, np.int64), 0.0,
                    np.zeros(0), np.zeros((0, d)))
+
+    def _merged_sample(self, other: ClusterPartial):
+        if self.sample_points is None or other.sample_points is None:
+            return (self.sample_points, self.sample_labels) if other.sample_points is None else (
+                other.sample_points, other.sample_labels)
+        return (np.vstack([self.sample_points, other.sample_points]),
+                np.concatenate([self.sample_labels, other.sample_labels]))
 
     def merge(self, other: ClusterPartial) -> ClusterPartial:
         keep = max(len(self.far_d2), len(other.far_d2))
@@ -77,6 +86,7 @@ class ClusterPartial:
             self.cost + other.cost,
             far_d2,
             far_points,
+            *self._merged_sample(other),
         )
 
 
@@ -104,6 +114,7 @@ def lloyd_partial(
     *,
     keep_far: int = 0,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    sample_stride: int = 0,
 ) -> ClusterPartial:
     """Assign the rows of ``x`` to ``centers`` and sum them per cluster (one block's share)."""
     k, d = centers.shape
@@ -121,6 +132,8 @@ def lloyd_partial(
         cost=float(weights @ dist2),
         far_d2=far_d2,
         far_points=far_points,
+        sample_points=x[::sample_stride] if sample_stride else None,
+        sample_labels=labels[::sample_stride] if sample_stride else None,
     )
 
 

@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from sparkml_jobs import stats as st
+from sparkml_jobs.aggregate import tree_aggregate
 from sparkml_jobs.data import BlockData, Counts, as_double
 from sparkml_jobs.errors import InputError
 
@@ -59,6 +60,8 @@ class LinearRegressionModel:
     params: dict[str, Any]
     summary: LinearRegressionSummary | None = None
     stats: st.SufficientStats | None = None
+    # (fitted, residual) pairs of a bounded sample of the training rows (not saved)
+    residual_sample: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def predict_array(self, x: np.ndarray) -> np.ndarray:
         """Predictions for a (rows, n_features) array."""
@@ -165,11 +168,13 @@ class LinearRegression:
             params=self.params(),
             stats=stats,
         )
-        residuals = residual_sums(model, data, self.tree_depth)
+        residuals = residual_sums(model, data, stats.n, self.tree_depth)
         data.unpersist()
         log.info("residual pass done")
         summary = make_summary(stats, sol, residuals, self.fit_intercept, data.features)
-        return LinearRegressionModel(**{**model.__dict__, "summary": summary})
+        return LinearRegressionModel(
+            **{**model.__dict__, "summary": summary, "residual_sample": residuals.sample}
+        )
 
 
 def _block_parts(values: np.ndarray, data_layout: tuple[int, int | None, int | None]):
@@ -204,34 +209,47 @@ def aggregate_stats(data: BlockData, depth: int = 2) -> tuple[st.SufficientStats
         return a[0].merge(b[0]), a[1].merge(b[1])
 
     data.blocks.persist()
-    return data.blocks.treeAggregate(zero, add, merge, depth)
+    return tree_aggregate(data.blocks, zero, add, merge, depth)
+
+
+SAMPLE_ROWS = 2000
 
 
 @dataclass(frozen=True)
 class ResidualSums:
-    ssr: float  # Σ w r²
-    sar: float  # Σ w |r|
+    """Σ w r², Σ w |r| and a bounded systematic sample of (fitted, residual) pairs."""
+
+    ssr: float
+    sar: float
+    sample: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
     def merge(self, other: ResidualSums) -> ResidualSums:
-        return ResidualSums(self.ssr + other.ssr, self.sar + other.sar)
+        sample = np.vstack([self.sample, other.sample])[: 2 * SAMPLE_ROWS]
+        return ResidualSums(self.ssr + other.ssr, self.sar + other.sar, sample)
 
 
-def residual_sums(model: LinearRegressionModel, data: BlockData, depth: int = 2) -> ResidualSums:
-    """Exact Σw·r² and Σw·|r| in one pass (no cancellation, unlike the formula from the Gram)."""
+def residual_sums(
+    model: LinearRegressionModel, data: BlockData, n_rows: int = 0, depth: int = 2
+) -> ResidualSums:
+    """Exact Σw·r² and Σw·|r| in one pass (no cancellation, unlike the formula from the Gram),
+    plus every ⌈n/2000⌉-th row's fitted value and residual (for residual plots)."""
     sc = data.blocks.context
     coef = sc.broadcast((np.nan_to_num(model.coefficients, nan=0.0), model.intercept))
     layout = (data.n_features, data.label_index, data.weight_index)
+    stride = max(1, n_rows // SAMPLE_ROWS)
 
     def add(acc: ResidualSums, block) -> ResidualSums:
         beta, b0 = coef.value
         x, y, w = _block_parts(block.values, layout)
-        r = y - (x @ beta + b0)
+        fitted = x @ beta + b0
+        r = y - fitted
+        sample = np.column_stack([fitted[::stride], r[::stride]])
         if w is None:
-            return acc.merge(ResidualSums(float(r @ r), float(np.abs(r).sum())))
-        return acc.merge(ResidualSums(float(w @ (r * r)), float(w @ np.abs(r))))
+            return acc.merge(ResidualSums(float(r @ r), float(np.abs(r).sum()), sample))
+        return acc.merge(ResidualSums(float(w @ (r * r)), float(w @ np.abs(r)), sample))
 
     try:
-        return data.blocks.treeAggregate(ResidualSums(0.0, 0.0), add, ResidualSums.merge, depth)
+        return tree_aggregate(data.blocks, ResidualSums(0.0, 0.0), add, ResidualSums.merge, depth)
     finally:
         coef.destroy()
 
@@ -291,7 +309,8 @@ def evaluate(model: LinearRegressionModel, data: BlockData, depth: int = 2) -> d
 
     data_layout_weight = data.weight_index
     try:
-        sums, counts = data.blocks.treeAggregate(
+        sums, counts = tree_aggregate(
+            data.blocks,
             (np.zeros(5), Counts.zero(n_cols)),
             add,
             lambda a, b: (a[0] + b[0], a[1].merge(b[1])),
