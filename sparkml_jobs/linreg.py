@@ -16,6 +16,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
+from sparkml_jobs import qr
 from sparkml_jobs import stats as st
 from sparkml_jobs.aggregate import tree_aggregate
 from sparkml_jobs.data import BlockData, Counts, as_double
@@ -111,9 +112,15 @@ def score_frame(frame: DataFrame, features: list[str], score, output_col: str, o
     return typed.mapInArrow(apply, T.StructType(out_fields))
 
 
+SOLVERS = ("auto", "cholesky", "tsqr")
+# solver="auto" switches to TSQR above this condition number of the scaled Gram matrix: the
+# normal equations lose about log10(κ) of float64's 16 digits, TSQR about half as many.
+AUTO_CONDITION_LIMIT = 1e6
+
+
 @dataclass(frozen=True, kw_only=True)
 class LinearRegression:
-    """Least squares / ridge on a :class:`BlockData`, by distributed normal equations.
+    """Least squares / ridge on a :class:`BlockData`, by distributed normal equations or TSQR.
 
     Parameters
     ----------
@@ -124,13 +131,23 @@ class LinearRegression:
     on_singular : {"error", "drop"}
         Rank-deficient design: stop with an error naming the aliased columns, or drop them
         (their coefficients are reported as null, as R's ``lm`` does).
+    solver : {"auto", "cholesky", "tsqr"}
+        ``cholesky`` solves the normal equations from the sufficient statistics (one pass);
+        ``tsqr`` reduces per-block QR factors (one more pass, error ∝ κ instead of κ²);
+        ``auto`` uses Cholesky when the scaled Gram matrix's condition number is at most
+        ``AUTO_CONDITION_LIMIT`` and TSQR otherwise.
+    refine : bool
+        With TSQR, one refinement pass: residuals and ``Xᵀr`` in extended precision, then
+        ``β += (RᵀR)⁻¹ Xᵀr`` (corrected semi-normal equations).
     tree_depth : int
-        Depth of the ``treeAggregate``.
+        Depth of the tree aggregation.
     """
 
     fit_intercept: bool = True
     reg_param: float = 0.0
     on_singular: str = "error"
+    solver: str = "auto"
+    refine: bool = True
     tree_depth: int = 2
 
     def __post_init__(self) -> None:
@@ -138,6 +155,8 @@ class LinearRegression:
             raise InputError(f"reg_param must be a finite number >= 0, got {self.reg_param!r}")
         if self.on_singular not in ON_SINGULAR:
             raise InputError(f"on_singular must be one of {ON_SINGULAR}, got {self.on_singular!r}")
+        if self.solver not in SOLVERS:
+            raise InputError(f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
         if self.tree_depth < 1:
             raise InputError(f"tree_depth must be >= 1, got {self.tree_depth!r}")
 
@@ -148,32 +167,47 @@ class LinearRegression:
         """Fit on ``data`` (which must have a label). Raises :class:`InputError` on bad input."""
         if data.label is None:
             raise InputError("linear regression needs a label column")
-        p = data.n_features
+        try:
+            return self._fit(data)
+        finally:
+            data.unpersist()
+
+    def _fit(self, data: BlockData) -> LinearRegressionModel:
         stats, counts = aggregate_stats(data, self.tree_depth)
         data.check(counts)
-        log.info("statistics: %d rows, %d features", stats.n, p)
-        sol = st.solve(
-            stats,
-            fit_intercept=self.fit_intercept,
-            reg_param=self.reg_param,
-            on_singular=self.on_singular,
-            names=data.features,
-        )
-        log.info("solved (cholesky), condition number %.3g", sol.condition_number)
-        model = LinearRegressionModel(
+        log.info("statistics: %d rows, %d features", stats.n, data.n_features)
+        solver = self.solver
+        if solver == "auto":
+            condition = st.gram_condition(stats, self.fit_intercept)
+            solver = "cholesky" if condition <= AUTO_CONDITION_LIMIT else "tsqr"
+            log.info("scaled Gram condition number %.3g: solver %s", condition, solver)
+        options = dict(fit_intercept=self.fit_intercept, reg_param=self.reg_param,
+                       on_singular=self.on_singular, names=data.features)
+        precise = solver == "tsqr"
+        if solver == "cholesky":
+            sol = st.solve(stats, **options)
+        else:
+            factor = aggregate_r(data, self.fit_intercept, self.tree_depth)
+            sol, _ = qr.solve_r(factor, w_sum=stats.w_sum, **options)
+            if self.refine and self.reg_param == 0:
+                gradient = residual_pass(sol, data, stats.n, precise=True, gradient=True,
+                                        fit_intercept=self.fit_intercept).gradient
+                sol = qr.refine(sol, factor, gradient, self.fit_intercept)
+                log.info("refinement pass done")
+        log.info("solved (%s), condition number %.3g", solver, sol.condition_number)
+        residuals = residual_pass(sol, data, stats.n, precise=precise, depth=self.tree_depth)
+        log.info("residual pass done")
+        summary = make_summary(stats, sol, residuals, self.fit_intercept, data.features,
+                               solver=solver)
+        return LinearRegressionModel(
             features=data.features,
             label=data.label,
             intercept=sol.intercept,
             coefficients=sol.coefficients,
             params=self.params(),
             stats=stats,
-        )
-        residuals = residual_sums(model, data, stats.n, self.tree_depth)
-        data.unpersist()
-        log.info("residual pass done")
-        summary = make_summary(stats, sol, residuals, self.fit_intercept, data.features)
-        return LinearRegressionModel(
-            **{**model.__dict__, "summary": summary, "residual_sample": residuals.sample}
+            summary=summary,
+            residual_sample=residuals.sample,
         )
 
 
@@ -185,10 +219,14 @@ def _block_parts(values: np.ndarray, data_layout: tuple[int, int | None, int | N
     return x, y, w
 
 
+def _layout(data: BlockData) -> tuple[int, int | None, int | None]:
+    return data.n_features, data.label_index, data.weight_index
+
+
 def aggregate_stats(data: BlockData, depth: int = 2) -> tuple[st.SufficientStats, Counts]:
     """The one pass: per block statistics of ``[x, y]`` and validation counts, tree-merged.
 
-    The blocks are persisted by this pass so the residual pass reads them from memory.
+    The blocks are persisted by this pass so later passes read them from memory.
     """
     width = data.n_features + 1
     n_cols = len(data.columns)
@@ -212,41 +250,74 @@ def aggregate_stats(data: BlockData, depth: int = 2) -> tuple[st.SufficientStats
     return tree_aggregate(data.blocks, zero, add, merge, depth)
 
 
+def aggregate_r(data: BlockData, fit_intercept: bool, depth: int = 2) -> qr.RFactor:
+    """The TSQR pass: every block's R factor, reduced up the tree (stacked R → QR)."""
+    layout = _layout(data)
+    width = data.n_features + 1 + int(fit_intercept)
+
+    def add(acc: qr.RFactor, block) -> qr.RFactor:
+        x, y, w = _block_parts(block.values, layout)
+        return acc.merge(qr.RFactor.of_block(x, y, w, fit_intercept))
+
+    return tree_aggregate(data.blocks, qr.RFactor.zero(width), add, qr.RFactor.merge, depth)
+
+
 SAMPLE_ROWS = 2000
 
 
 @dataclass(frozen=True)
 class ResidualSums:
-    """Σ w r², Σ w |r| and a bounded systematic sample of (fitted, residual) pairs."""
+    """Σ w r², Σ w |r|, optionally Σ w r·[1, x], and a bounded sample of (fitted, residual)."""
 
     ssr: float
     sar: float
     sample: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    gradient: np.ndarray | None = None
 
     def merge(self, other: ResidualSums) -> ResidualSums:
         sample = np.vstack([self.sample, other.sample])[: 2 * SAMPLE_ROWS]
-        return ResidualSums(self.ssr + other.ssr, self.sar + other.sar, sample)
+        gradient = self.gradient if other.gradient is None else (
+            other.gradient if self.gradient is None else self.gradient + other.gradient)
+        return ResidualSums(self.ssr + other.ssr, self.sar + other.sar, sample, gradient)
 
 
-def residual_sums(
-    model: LinearRegressionModel, data: BlockData, n_rows: int = 0, depth: int = 2
+def residual_pass(
+    sol: st.Solution,
+    data: BlockData,
+    n_rows: int = 0,
+    *,
+    precise: bool = False,
+    gradient: bool = False,
+    fit_intercept: bool = True,
+    depth: int = 2,
 ) -> ResidualSums:
-    """Exact Σw·r² and Σw·|r| in one pass (no cancellation, unlike the formula from the Gram),
-    plus every ⌈n/2000⌉-th row's fitted value and residual (for residual plots)."""
+    """One pass of exact residual sums: Σw·r², Σw·|r| (no cancellation, unlike the Gram formula),
+    every ⌈n/2000⌉-th row's (fitted, residual) for plots, and with ``gradient`` the refinement
+    right-hand side Σ w r·[1, x_kept]. ``precise`` computes residuals in extended precision
+    (``np.longdouble``), which ill-conditioned, near-exact fits need."""
     sc = data.blocks.context
-    coef = sc.broadcast((np.nan_to_num(model.coefficients, nan=0.0), model.intercept))
-    layout = (data.n_features, data.label_index, data.weight_index)
+    coef = sc.broadcast((np.nan_to_num(sol.coefficients, nan=0.0), sol.intercept, sol.kept))
+    layout = _layout(data)
     stride = max(1, n_rows // SAMPLE_ROWS)
 
     def add(acc: ResidualSums, block) -> ResidualSums:
-        beta, b0 = coef.value
+        beta, b0, kept = coef.value
         x, y, w = _block_parts(block.values, layout)
-        fitted = x @ beta + b0
-        r = y - fitted
-        sample = np.column_stack([fitted[::stride], r[::stride]])
-        if w is None:
-            return acc.merge(ResidualSums(float(r @ r), float(np.abs(r).sum()), sample))
-        return acc.merge(ResidualSums(float(w @ (r * r)), float(w @ np.abs(r)), sample))
+        if precise:
+            xl = x.astype(np.longdouble)
+            r_long = y.astype(np.longdouble) - (xl @ beta.astype(np.longdouble) + b0)
+            r = r_long.astype(np.float64)
+        else:
+            r = y - (x @ beta + b0)
+        ww = np.ones(len(r)) if w is None else w
+        part = ResidualSums(float(ww @ (r * r)), float(ww @ np.abs(r)),
+                            np.column_stack([(y - r)[::stride], r[::stride]]))
+        if gradient:
+            wr = (r_long * ww) if precise else r * ww
+            g = (wr @ (xl[:, kept] if precise else x[:, kept])).astype(np.float64)
+            head = [float(wr.sum())] if fit_intercept else []
+            part = ResidualSums(part.ssr, part.sar, part.sample, np.concatenate([head, g]))
+        return acc.merge(part)
 
     try:
         return tree_aggregate(data.blocks, ResidualSums(0.0, 0.0), add, ResidualSums.merge, depth)

@@ -171,6 +171,43 @@ def explain_aliased(corr: np.ndarray, aliased: list[int], names: list[str]) -> s
     return "; ".join(parts)
 
 
+EXACT_CONDITION_MAX_P = 1500
+
+
+def condition_number(matrix: np.ndarray) -> float:
+    """2-norm condition number of a symmetric PSD matrix (eigenvalues) when small; for large
+    ones LAPACK's O(p²) 1-norm estimate after a Cholesky factorisation (``dpocon``)."""
+    if len(matrix) == 0:
+        return 1.0
+    if len(matrix) <= EXACT_CONDITION_MAX_P:
+        eig = np.linalg.eigvalsh(matrix)
+        return float(eig[-1] / eig[0]) if eig[0] > 0 else float("inf")
+    chol, info = linalg.lapack.dpotrf(matrix, lower=1)
+    if info != 0:
+        return float("inf")
+    rcond, info = linalg.lapack.dpocon(chol, np.abs(matrix).sum(axis=0).max(), lower=1)
+    return float(1.0 / rcond) if info == 0 and rcond > 0 else float("inf")
+
+
+def scaled_gram(s: SufficientStats, fit_intercept: bool):
+    """(C, b/d, d): the Gram matrix scaled to unit diagonal, the scaled cross-products and the
+    column scales d (zero-variance columns get d = 1 and a zero row/column in C)."""
+    a, b, _ = _design_moments(s, fit_intercept)
+    scale = np.sqrt(np.clip(np.diag(a), 0.0, None))
+    nonzero = scale > 0
+    safe = np.where(nonzero, scale, 1.0)
+    corr = a / np.outer(safe, safe)
+    corr[~nonzero, :] = 0.0
+    corr[:, ~nonzero] = 0.0
+    return corr, b / safe, safe
+
+
+def gram_condition(s: SufficientStats, fit_intercept: bool) -> float:
+    """Condition number of the column-scaled Gram matrix (what ``solver="auto"`` looks at)."""
+    corr, _, _ = scaled_gram(s, fit_intercept)
+    return condition_number(corr)
+
+
 def solve(
     s: SufficientStats,
     *,
@@ -188,13 +225,8 @@ def solve(
     """
     p = len(s.mean) - 1
     names = names or [f"x{j + 1}" for j in range(p)]
-    a, b, _ = _design_moments(s, fit_intercept)
-    scale = np.sqrt(np.clip(np.diag(a), 0.0, None))
-    nonzero = scale > 0
-    safe = np.where(nonzero, scale, 1.0)
-    corr = a / np.outer(safe, safe)
-    corr[~nonzero, :] = 0.0
-    corr[:, ~nonzero] = 0.0
+    corr, b_scaled, safe = scaled_gram(s, fit_intercept)
+    nonzero = np.diag(corr) > 0
     if reg_param > 0:
         aliased = [j for j in range(p) if not nonzero[j]]
     else:
@@ -212,10 +244,9 @@ def solve(
     # ridge in the scaled coordinates: (C + λ Σw D⁻²) γ = D⁻¹ b, with β = γ / d
     penalty = reg_param * s.w_sum / safe[idx] ** 2
     system = corr_k + np.diag(penalty)
-    rhs = b[idx] / safe[idx]
+    rhs = b_scaled[idx]
     if len(idx):
-        eig = np.linalg.eigvalsh(system)
-        condition = float(eig[-1] / eig[0]) if eig[0] > 0 else float("inf")
+        condition = condition_number(system)
         try:
             chol = linalg.cho_factor(system, lower=True, check_finite=False)
         except linalg.LinAlgError as exc:
