@@ -8,6 +8,7 @@ the cached blocks computes the residual sums exactly (SSR and MAE), which the st
 from __future__ import annotations
 
 import logging
+from functools import reduce
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,7 @@ class LinearRegressionSummary:
     condition_number: float
     solver: str
     aliased: list[str] = field(default_factory=list)
+    cross_validation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -61,6 +63,7 @@ class LinearRegressionModel:
     params: dict[str, Any]
     summary: LinearRegressionSummary | None = None
     stats: st.SufficientStats | None = None
+    weight_col: str | None = None
     # (fitted, residual) pairs of a bounded sample of the training rows (not saved)
     residual_sample: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -172,9 +175,35 @@ class LinearRegression:
         finally:
             data.unpersist()
 
-    def _fit(self, data: BlockData) -> LinearRegressionModel:
-        stats, counts = aggregate_stats(data, self.tree_depth)
-        data.check(counts)
+    def fit_cv(self, data: BlockData, reg_params: list[float], folds: int) -> LinearRegressionModel:
+        """Pick λ among ``reg_params`` by ``folds``-fold cross-validation, in the same single pass
+        that computes the statistics, then fit on all the data with the best λ."""
+        from sparkml_jobs import cv
+
+        if data.label is None:
+            raise InputError("linear regression needs a label column")
+        if folds < 2 or not reg_params or min(reg_params) < 0:
+            raise InputError("cross-validation needs --cv K >= 2 and reg-params >= 0")
+        try:
+            per_fold, counts = cv.fold_stats(data, folds, self.tree_depth)
+            data.check(counts)
+            result = cv.cross_validate(per_fold, reg_params, fit_intercept=self.fit_intercept,
+                                       names=data.features)
+            for lam, err in zip(result.reg_params, result.cv_mse, strict=True):
+                log.info("cv: reg_param %g: held-out mse %.6g", lam, err)
+            best = LinearRegression(**{**self.params(), "reg_param": result.best_reg_param})
+            stats = reduce(st.SufficientStats.merge, per_fold)
+            model = best._fit(data, stats)
+        finally:
+            data.unpersist()
+        summary = LinearRegressionSummary(**{**model.summary.to_dict(),
+                                             "cross_validation": result.to_dict()})
+        return LinearRegressionModel(**{**model.__dict__, "summary": summary})
+
+    def _fit(self, data: BlockData, stats: st.SufficientStats | None = None) -> LinearRegressionModel:
+        if stats is None:
+            stats, counts = aggregate_stats(data, self.tree_depth)
+            data.check(counts)
         log.info("statistics: %d rows, %d features", stats.n, data.n_features)
         solver = self.solver
         if solver == "auto":
@@ -208,7 +237,47 @@ class LinearRegression:
             stats=stats,
             summary=summary,
             residual_sample=residuals.sample,
+            weight_col=data.weight,
         )
+
+
+def update(
+    model: LinearRegressionModel,
+    added: BlockData | None = None,
+    removed: BlockData | None = None,
+) -> LinearRegressionModel:
+    """Refit from the saved statistics plus ``added`` minus ``removed`` (only they are read).
+
+    The residual sum of squares comes from the merged statistics (there is no pass over the old
+    rows), so the MAE of an updated model is not available (null).
+    """
+    if model.stats is None:
+        raise InputError("the model has no saved statistics to update (refit it with this version)")
+    stats = model.stats
+    for data, sign in ((added, 1), (removed, -1)):
+        if data is None:
+            continue
+        if data.features != model.features:
+            raise InputError(f"{data.source}: features differ from the model's")
+        try:
+            part, counts = aggregate_stats(data)
+            data.check(counts)
+        finally:
+            data.unpersist()
+        stats = stats.merge(part) if sign > 0 else stats.subtract(part)
+        log.info("%s %d rows from %s", "added" if sign > 0 else "removed", part.n, data.source)
+    params = {k: v for k, v in model.params.items() if k in LinearRegression.__dataclass_fields__}
+    estimator = LinearRegression(**params)
+    sol = st.solve(stats, fit_intercept=estimator.fit_intercept, reg_param=estimator.reg_param,
+                   on_singular=estimator.on_singular, names=model.features)
+    ssr = st.residual_sum_of_squares(stats, sol, estimator.fit_intercept)
+    summary = make_summary(stats, sol, ResidualSums(ssr, float("nan")), estimator.fit_intercept,
+                           model.features, solver="cholesky")
+    return LinearRegressionModel(
+        features=model.features, label=model.label, intercept=sol.intercept,
+        coefficients=sol.coefficients, params=model.params, summary=summary, stats=stats,
+        weight_col=model.weight_col,
+    )
 
 
 def _block_parts(values: np.ndarray, data_layout: tuple[int, int | None, int | None]):
@@ -414,6 +483,7 @@ def save_model(model: LinearRegressionModel, path: str, overwrite: bool = False)
         "kind": KIND,
         "features": model.features,
         "label": model.label,
+        "weight_col": model.weight_col,
         "intercept": model.intercept,
         "coefficients": model.coefficients,
         "params": model.params,
@@ -438,6 +508,9 @@ def load_model(path: str) -> LinearRegressionModel:
     persist.float_list([intercept], 1, where, "intercept")
     label = doc.get("label")
     persist.require(label is None or isinstance(label, str), where, "'label' must be a string")
+    weight_col = doc.get("weight_col")
+    persist.require(weight_col is None or isinstance(weight_col, str), where,
+                    "'weight_col' must be a string")
     params = doc.get("params")
     persist.require(isinstance(params, dict), where, "'params' must be an object")
     try:
@@ -447,10 +520,11 @@ def load_model(path: str) -> LinearRegressionModel:
     summary = None
     if isinstance(doc.get("summary"), dict):
         try:
+            floats = {"r2", "r2_adj", "rmse", "mae", "residual_std", "condition_number",
+                      "weight_sum"}
             summary = LinearRegressionSummary(
-                **{k: (float("nan") if v is None else v) for k, v in doc["summary"].items()
-                   if k not in ("std_errors", "t_values", "p_values")},
-                **{k: doc["summary"][k] for k in ("std_errors", "t_values", "p_values")},
+                **{k: (float("nan") if v is None and k in floats else v)
+                   for k, v in doc["summary"].items()}
             )
         except (TypeError, KeyError) as exc:
             raise InputError(f"{where / persist.MODEL_FILE}: invalid 'summary': {exc}") from exc
@@ -473,4 +547,5 @@ def load_model(path: str) -> LinearRegressionModel:
         params=params,
         summary=summary,
         stats=model_stats,
+        weight_col=weight_col,
     )

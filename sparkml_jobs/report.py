@@ -35,6 +35,12 @@ def linreg_table(model) -> str:
     ]
     if s.aliased:
         lines.append(f"dropped (aliased) columns: {', '.join(s.aliased)}")
+    if s.cross_validation:
+        cv = s.cross_validation
+        lines.append(f"{cv['folds']}-fold cross-validation (held-out MSE):")
+        for lam, err in zip(cv["reg_params"], cv["cv_mse"], strict=True):
+            mark = "  <- chosen" if lam == cv["best_reg_param"] else ""
+            lines.append(f"  reg_param {lam:<10g} {err:.6g}{mark}")
     return "\n".join(lines)
 
 

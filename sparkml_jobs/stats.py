@@ -127,30 +127,33 @@ def _design_moments(
 def find_aliased(corr: np.ndarray, tol: float = ALIAS_TOL) -> list[int]:
     """Columns that are (numerically) linear combinations of the columns before them.
 
-    Incremental Cholesky in column order on a unit-diagonal Gram matrix: a column's pivot is the
-    fraction of its variance left after projecting it on the kept columns before it (as R's ``lm``).
+    A column's Cholesky pivot ``L_jj²`` is the fraction of its variance left after projecting it
+    on the columns before it (as R's ``lm``). Fast path: one LAPACK Cholesky of the whole matrix;
+    only when some pivot is negligible does the column-by-column version run, skipping the
+    aliased columns.
     """
     p = len(corr)
+    diag = np.diag(corr)
+    if p and np.all(diag > 0):
+        chol, info = linalg.lapack.dpotrf(corr, lower=1)
+        if info == 0 and np.all(np.diag(chol) ** 2 > tol * diag):
+            return []
     kept: list[int] = []
     aliased: list[int] = []
-    factor = np.zeros((p, p))
+    factor = np.zeros((p, p))  # Cholesky factor of the kept columns, packed in the leading block
     for j in range(p):
-        if not np.isfinite(corr[j, j]) or corr[j, j] <= 0:
+        if not np.isfinite(diag[j]) or diag[j] <= 0:
             aliased.append(j)
             continue
-        if kept:
-            row = linalg.solve_triangular(
-                factor[np.ix_(kept, kept)], corr[kept, j], lower=True, check_finite=False
-            )
-            pivot = corr[j, j] - row @ row
-        else:
-            row = np.zeros(0)
-            pivot = corr[j, j]
-        if pivot <= tol * corr[j, j]:
+        q = len(kept)
+        row = linalg.solve_triangular(factor[:q, :q], corr[kept, j], lower=True,
+                                      check_finite=False) if q else np.zeros(0)
+        pivot = diag[j] - row @ row
+        if pivot <= tol * diag[j]:
             aliased.append(j)
             continue
-        factor[j, kept] = row
-        factor[j, j] = np.sqrt(pivot)
+        factor[q, :q] = row
+        factor[q, q] = np.sqrt(pivot)
         kept.append(j)
     return aliased
 
@@ -185,7 +188,7 @@ def condition_number(matrix: np.ndarray) -> float:
     chol, info = linalg.lapack.dpotrf(matrix, lower=1)
     if info != 0:
         return float("inf")
-    rcond, info = linalg.lapack.dpocon(chol, np.abs(matrix).sum(axis=0).max(), lower=1)
+    rcond, info = linalg.lapack.dpocon(chol, np.abs(matrix).sum(axis=0).max(), uplo="L")
     return float(1.0 / rcond) if info == 0 and rcond > 0 else float("inf")
 
 
