@@ -28,6 +28,7 @@ FORMATS = ("csv", "parquet", "libsvm")
 CORRUPT = "_corrupt_record"
 RAGGED = "__ragged"
 DEFAULT_BLOCK_ROWS = 65_536
+BLOCK_BYTES = 64 * 2**20
 
 
 # --------------------------------------------------------------------------- blocks
@@ -363,6 +364,8 @@ def to_blocks(
 ) -> BlockData:
     """Turn the selected columns of ``frame`` into a :class:`BlockData` (lazy; nothing runs yet)."""
     columns = features + [c for c in (label, weight) if c is not None]
+    # wide data: fewer rows per block, so a block (and its Gram) stays within memory
+    block_rows = max(256, min(block_rows, BLOCK_BYTES // (8 * len(columns))))
     has_ragged = CORRUPT in frame.columns
     if num_partitions is not None and num_partitions != frame.rdd.getNumPartitions():
         frame = frame.repartition(num_partitions)

@@ -19,7 +19,7 @@ from pyspark.sql import types as T
 
 from sparkml_jobs import qr
 from sparkml_jobs import stats as st
-from sparkml_jobs.aggregate import tree_aggregate
+from sparkml_jobs.aggregate import depth_for, tree_aggregate
 from sparkml_jobs.data import BlockData, Counts, as_double
 from sparkml_jobs.errors import InputError
 
@@ -118,7 +118,7 @@ def score_frame(frame: DataFrame, features: list[str], score, output_col: str, o
 SOLVERS = ("auto", "cholesky", "tsqr")
 # solver="auto" switches to TSQR above this condition number of the scaled Gram matrix: the
 # normal equations lose about log10(κ) of float64's 16 digits, TSQR about half as many.
-AUTO_CONDITION_LIMIT = 1e6
+AUTO_CONDITION_LIMIT = 1e4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,8 +206,9 @@ class LinearRegression:
             data.check(counts)
         log.info("statistics: %d rows, %d features", stats.n, data.n_features)
         solver = self.solver
+        # reported for every solver: the condition number of the centred, column-scaled Gram
+        condition = st.gram_condition(stats, self.fit_intercept)
         if solver == "auto":
-            condition = st.gram_condition(stats, self.fit_intercept)
             solver = "cholesky" if condition <= AUTO_CONDITION_LIMIT else "tsqr"
             log.info("scaled Gram condition number %.3g: solver %s", condition, solver)
         options = dict(fit_intercept=self.fit_intercept, reg_param=self.reg_param,
@@ -223,11 +224,11 @@ class LinearRegression:
                                         fit_intercept=self.fit_intercept).gradient
                 sol = qr.refine(sol, factor, gradient, self.fit_intercept)
                 log.info("refinement pass done")
-        log.info("solved (%s), condition number %.3g", solver, sol.condition_number)
+        log.info("solved (%s)", solver)
         residuals = residual_pass(sol, data, stats.n, precise=precise, depth=self.tree_depth)
         log.info("residual pass done")
         summary = make_summary(stats, sol, residuals, self.fit_intercept, data.features,
-                               solver=solver)
+                               solver=solver, condition=condition)
         return LinearRegressionModel(
             features=data.features,
             label=data.label,
@@ -316,7 +317,11 @@ def aggregate_stats(data: BlockData, depth: int = 2) -> tuple[st.SufficientStats
         return a[0].merge(b[0]), a[1].merge(b[1])
 
     data.blocks.persist()
-    return tree_aggregate(data.blocks, zero, add, merge, depth)
+    partial_bytes = 8 * width * (width + 1) // 2
+    n_parts = data.blocks.getNumPartitions()
+    depth = max(depth, depth_for(partial_bytes, n_parts))
+    return tree_aggregate(data.blocks, zero, add, merge, depth,
+                          stream=partial_bytes * n_parts > 256 * 2**20)
 
 
 def aggregate_r(data: BlockData, fit_intercept: bool, depth: int = 2) -> qr.RFactor:
@@ -401,6 +406,7 @@ def make_summary(
     fit_intercept: bool,
     names: list[str],
     solver: str = "cholesky",
+    condition: float | None = None,
 ) -> LinearRegressionSummary:
     inf = st.inference(stats, sol, residuals.ssr, fit_intercept=fit_intercept)
     tss = st.total_sum_of_squares(stats, fit_intercept)
@@ -421,7 +427,7 @@ def make_summary(
         std_errors=inf.std_errors,
         t_values=inf.t_values,
         p_values=inf.p_values,
-        condition_number=sol.condition_number,
+        condition_number=sol.condition_number if condition is None else condition,
         solver=solver,
         aliased=[names[j] for j in sol.aliased],
     )

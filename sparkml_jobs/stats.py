@@ -45,6 +45,11 @@ class SufficientStats:
     def zero(cls, width: int) -> SufficientStats:
         return cls(n=0, w_sum=0.0, mean=np.zeros(width), comoment=np.zeros((width, width)))
 
+    def __reduce__(self):
+        # ship only the upper triangle of the symmetric co-moment: half the bytes per partial
+        upper = self.comoment[np.triu_indices(len(self.mean))]
+        return _unpack_stats, (self.n, self.w_sum, self.mean, upper)
+
     @classmethod
     def of_block(cls, z: np.ndarray, w: np.ndarray | None = None) -> SufficientStats:
         """Statistics of one block ``z`` of shape (rows, p + 1); one GEMM (``AᵀA``) per block."""
@@ -92,6 +97,14 @@ class SufficientStats:
         comoment = self.comoment - other.comoment
         comoment -= np.outer(delta, delta) * (w_sum * other.w_sum / self.w_sum)
         return SufficientStats(n=n, w_sum=w_sum, mean=mean, comoment=comoment)
+
+
+def _unpack_stats(n: int, w_sum: float, mean: np.ndarray, upper: np.ndarray) -> SufficientStats:
+    m = len(mean)
+    comoment = np.zeros((m, m))
+    comoment[np.triu_indices(m)] = upper
+    comoment += np.triu(comoment, 1).T
+    return SufficientStats(n=n, w_sum=w_sum, mean=mean, comoment=comoment)
 
 
 @dataclass(frozen=True, kw_only=True)
