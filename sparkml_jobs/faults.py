@@ -1,0 +1,55 @@
+"""Test-only fault injection: make the first attempt of chosen Spark tasks fail.
+
+Set ``SPARKML_JOBS_FAIL_FIRST_ATTEMPT`` in the environment of the Python workers, e.g. with
+``spark-submit --conf spark.executorEnv.SPARKML_JOBS_FAIL_FIRST_ATTEMPT=all`` (PySpark hands every
+``spark.executorEnv.*`` entry to its Python workers, in local mode too). Values:
+
+``all`` (or ``*``)
+    every task of every aggregation fails on its first attempt;
+``0,2`` (comma-separated partition indices)
+    only the tasks of those partitions fail on their first attempt.
+
+Retries (``attemptNumber() >= 1``) always pass, so with ``spark.task.maxFailures >= 2`` (e.g. master
+``local[2,4]``) a job finishes and — the partial results being pure functions of their partition —
+must give a result identical to an undisturbed run. Unset (the normal case) the hook costs one
+dictionary lookup per task.
+"""
+
+from __future__ import annotations
+
+import os
+
+ENV_VAR = "SPARKML_JOBS_FAIL_FIRST_ATTEMPT"
+
+
+class InjectedFault(RuntimeError):
+    """The failure raised by :func:`maybe_fail` (never raised unless the variable is set)."""
+
+
+def selected(spec: str, partition: int) -> bool:
+    """Whether ``spec`` (``all``, ``*`` or ``i,j,…``) selects ``partition``."""
+    spec = spec.strip().lower()
+    if spec in ("all", "*"):
+        return True
+    try:
+        return partition in {int(part) for part in spec.split(",") if part.strip()}
+    except ValueError as exc:
+        raise ValueError(
+            f"{ENV_VAR}={spec!r}: expected 'all', '*' or comma-separated partition indices"
+        ) from exc
+
+
+def maybe_fail(partition: int) -> None:
+    """Raise :class:`InjectedFault` in the first attempt of a selected task (executor side)."""
+    spec = os.environ.get(ENV_VAR)
+    if not spec:
+        return
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    if context is None or context.attemptNumber() != 0 or not selected(spec, partition):
+        return
+    raise InjectedFault(
+        f"injected fault ({ENV_VAR}={spec}): stage {context.stageId()} partition {partition} "
+        f"attempt {context.attemptNumber()}"
+    )
