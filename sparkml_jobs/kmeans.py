@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from sparkml_jobs import kmeans_kernels as kk
+from sparkml_jobs import progress
 from sparkml_jobs.aggregate import tree_aggregate
 from sparkml_jobs.data import Block, BlockData, Counts
 from sparkml_jobs.errors import InputError
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 INITS = ("k-means||", "k-means++", "random")
 SAMPLE_ROWS = 2000
 DISTANCES = ("euclidean", "cosine")
+MODES = ("broadcast", "barrier")
 KIND = "kmeans"
 
 
@@ -107,6 +109,12 @@ class KMeans:
         Number of runs with seeds ``seed, seed+1, …`` on the same cached data; the best is kept.
     init_steps : int
         Rounds of k-means|| oversampling (2, as MLlib).
+    mode : {"broadcast", "barrier"}
+        ``broadcast``: one Spark job per iteration with a fresh broadcast of the centres.
+        ``barrier``: every iteration inside one barrier stage — each task keeps its rows in
+        memory and the tasks exchange their per-cluster partials with ``allGather`` (the
+        all-reduce pattern); needs as many free task slots as tasks (the cached data is
+        coalesced to the number of slots) and gives the same result.
     """
 
     k: int = 2
@@ -119,6 +127,7 @@ class KMeans:
     n_init: int = 1
     init_steps: int = 2
     chunk_rows: int = kk.DEFAULT_CHUNK_ROWS
+    mode: str = "broadcast"
 
     def __post_init__(self) -> None:
         checks = [
@@ -129,6 +138,7 @@ class KMeans:
             (self.distance in DISTANCES, f"distance must be one of {DISTANCES}, got {self.distance!r}"),
             (self.n_init >= 1, f"n_init must be >= 1, got {self.n_init!r}"),
             (self.init_steps >= 1, f"init_steps must be >= 1, got {self.init_steps!r}"),
+            (self.mode in MODES, f"mode must be one of {', '.join(MODES)}, got {self.mode!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -157,10 +167,17 @@ class KMeans:
             )
         points = prepare(data, self.distance)
         try:
-            n_rows = validate(data, points)
-            runs = [self._fit_once(points, d, n_rows, self.seed + i) for i in range(self.n_init)]
+            return self.fit_prepared(points, data, validate(data, points))
         finally:
             points.unpersist()
+
+    def fit_prepared(self, points, data: BlockData, n_rows: int) -> KMeansModel:
+        """Fit on the cached points of :func:`prepare`, already checked by :func:`validate`.
+
+        Lets several fits share one read of the data (the k sweep); the caller unpersists.
+        """
+        runs = [self._fit_once(points, data.n_features, n_rows, self.seed + i)
+                for i in range(self.n_init)]
         centers, summary, sample = min(runs, key=lambda run: run[1].cost)
         return KMeansModel(features=data.features, centers=centers, params=self.params(),
                            summary=summary, sample=sample)
@@ -175,26 +192,32 @@ class KMeans:
         else:
             centers = initialise(points, self.k, d, self.init, seed, self.init_steps)
             centers = ensure_distinct(points, centers, self.k)
-        history: list[dict[str, float]] = []
-        reseeded: list[dict[str, int]] = []
-        converged = False
-        n_iter = 0
-        started = time.perf_counter()
-        for n_iter in range(1, self.max_iter + 1):
-            partial = lloyd_step(sc, points, centers, self.k, self.chunk_rows)
-            updated, empty = kk.new_centers(partial, centers, normalize=cosine)
-            shift = float(np.sqrt(((updated - centers) ** 2).sum(axis=1)).max())
-            cost = partial.cost / 2.0 if cosine else partial.cost
-            history.append({"iteration": n_iter, "cost": cost, "shift": shift})
-            reseeded += [{"iteration": n_iter, "cluster": j} for j in empty]
-            log.info("iteration %d: cost %.6g shift %.3g%s (%.1fs)", n_iter, cost, shift,
-                     f" reseeded {empty}" if empty else "", time.perf_counter() - started)
-            centers = updated
-            if not empty and (shift < self.tol or shift == 0.0):
-                converged = True
-                break
-        final = lloyd_step(sc, points, centers, self.k, self.chunk_rows,
-                           sample_stride=max(1, n_rows // SAMPLE_ROWS))
+        state = kk.LloydState(centers=centers, max_iter=self.max_iter, tol=self.tol,
+                              cosine=cosine)
+        stride = max(1, n_rows // SAMPLE_ROWS)
+        if self.mode == "barrier":
+            from sparkml_jobs.kmeans_barrier import run_barrier
+
+            final = run_barrier(points, state, self.k, self.chunk_rows, stride)
+            for entry in state.history:
+                log.info("iteration %d: cost %.6g shift %.3g (barrier mode)", entry["iteration"],
+                         entry["cost"], entry["shift"])
+        else:
+            started = time.perf_counter()
+            while not state.done:
+                entry = state.advance(lloyd_step(sc, points, state.centers, self.k, self.chunk_rows))
+                elapsed = time.perf_counter() - started
+                empty = entry["empty"]
+                log.info("iteration %d: cost %.6g shift %.3g%s (%.1fs)", entry["iteration"],
+                         entry["cost"], entry["shift"], f" reseeded {empty}" if empty else "",
+                         elapsed,
+                         extra=progress.fields(entry["iteration"], self.max_iter,
+                                               label=f"k-means k={self.k}", elapsed=elapsed,
+                                               cost=entry["cost"], shift=entry["shift"]))
+            final = lloyd_step(sc, points, state.centers, self.k, self.chunk_rows,
+                               sample_stride=stride)
+        centers, n_iter, converged = state.centers, state.n_iter, state.converged
+        history, reseeded = state.history, state.reseeded
         summary = KMeansSummary(
             cost=final.cost / 2.0 if cosine else final.cost,
             cluster_sizes=[int(c) for c in final.counts],

@@ -204,3 +204,43 @@ def local_lloyd(
 def distinct_rows(x: np.ndarray, limit: int) -> np.ndarray:
     """Up to ``limit`` distinct rows of ``x`` (sorted), for the k > distinct points check."""
     return np.unique(x, axis=0)[:limit]
+
+
+@dataclass
+class LloydState:
+    """The driver-side state of Lloyd's iterations, advanced by one merged partial at a time.
+
+    Shared by the broadcast-per-iteration loop (on the driver) and the barrier mode (identically on
+    every task), so both stop by the same rule: every centre moved less than ``tol``, or the centres
+    did not change at all (``tol=0``), and no cluster had to be re-seeded.
+    """
+
+    centers: np.ndarray
+    max_iter: int
+    tol: float
+    cosine: bool = False
+    n_iter: int = 0
+    converged: bool = False
+    history: list = None  # type: ignore[assignment]
+    reseeded: list = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        self.history = [] if self.history is None else self.history
+        self.reseeded = [] if self.reseeded is None else self.reseeded
+
+    @property
+    def done(self) -> bool:
+        return self.converged or self.n_iter >= self.max_iter
+
+    def advance(self, partial: ClusterPartial) -> dict:
+        """Apply one iteration's merged partial; returns that iteration's history entry."""
+        updated, empty = new_centers(partial, self.centers, normalize=self.cosine)
+        shift = float(np.sqrt(((updated - self.centers) ** 2).sum(axis=1)).max())
+        self.n_iter += 1
+        entry = {"iteration": self.n_iter, "cost": partial.cost / 2.0 if self.cosine else partial.cost,
+                 "shift": shift}
+        self.history.append(entry)
+        self.reseeded += [{"iteration": self.n_iter, "cluster": j} for j in empty]
+        self.centers = updated
+        self.converged = not empty and (shift < self.tol or shift == 0.0)
+        return {**entry, "empty": empty}

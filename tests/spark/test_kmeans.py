@@ -224,3 +224,20 @@ def test_predict_dataframe(spark, rng):
     rows["cluster"], rows["distance"] = labels.astype("int32"), dist
     expected = spark.createDataFrame(rows, schema=got.schema)
     assert_approx_df_equality(got, expected, precision=1e-12)
+
+
+@pytest.mark.parametrize("partitions", [1, 2, 5])
+def test_barrier_mode_matches_reference(spark, rng, partitions):
+    """All iterations in one barrier stage (TCP all-gather between tasks) give the same model."""
+    x, _ = _blobs(rng, spread=3.0)
+    init = x[:4].copy()
+    data = D.from_numpy(spark, x, num_partitions=partitions, blocks_per_partition=2)
+    model = K.KMeans(k=4, initial_centers=init, max_iter=50, tol=0, mode="barrier").fit(data)
+    centers, labels, cost, n_iter = reference_lloyd(x, init, 50)
+    np.testing.assert_allclose(model.centers, centers, rtol=1e-9)
+    np.testing.assert_allclose(model.summary.cost, cost, rtol=1e-9)
+    assert model.summary.n_iter == n_iter and model.summary.converged
+    assert model.summary.cluster_sizes == np.bincount(labels, minlength=4).tolist()
+    assert len(model.sample[0]) == len(model.sample[1]) > 0
+    again = K.KMeans(k=4, initial_centers=init, max_iter=50, tol=0, mode="barrier").fit(data)
+    assert np.array_equal(again.centers, model.centers)
