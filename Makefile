@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	  { echo "make: Python >= 3.11 is required ($(PYTHON) is $$($(PYTHON) --version 2>&1))" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench,dev]'
+	$(PY) -m pip install -q -e '.[test,bench,dev,report]'
 	@touch $(STAMP)
 
 check-java:

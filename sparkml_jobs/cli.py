@@ -1,4 +1,4 @@
-"""The ``sparkml-jobs`` command: ``linreg fit|predict|evaluate``, ``kmeans fit|predict``, ``demo``.
+"""The sparkml-jobs command: linreg fit|predict|evaluate, kmeans fit|predict|sweep|evaluate, demo.
 
 Exit codes: 0 success, 2 bad usage or bad input (one line on stderr), 1 any other failure.
 Progress goes to stderr one line per stage; results (tables) go to stdout.
@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sparkml_jobs import progress
 from sparkml_jobs.errors import InputError
 
 log = logging.getLogger("sparkml_jobs")
@@ -38,6 +39,13 @@ def _csv_list(text: str) -> list[str]:
     if not items:
         raise argparse.ArgumentTypeError("expected a comma-separated list")
     return items
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(item) for item in _csv_list(text)]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from exc
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +72,11 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
+def _add_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--report", metavar="DIR",
+                        help="also write DIR/report.html with plots (needs the 'report' extra)")
+
+
 def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     parser = UsageParser(prog="sparkml-jobs", description=__doc__.splitlines()[0])
     algos = parser.add_subparsers(dest="algo", required=True, parser_class=UsageParser)
@@ -75,8 +88,24 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     _add_input(fit, label=True)
     _add_output(fit)
     fit.add_argument("--no-intercept", dest="fit_intercept", action="store_false")
-    fit.add_argument("--reg-param", type=float, default=0.0, help="ridge penalty λ (default 0)")
+    fit.add_argument("--reg-param", type=_float_list, default=[0.0],
+                     help="ridge penalty λ (default 0); a list a,b,c with --cv K picks the best")
+    fit.add_argument("--cv", type=int, default=0, help="K-fold cross-validation of --reg-param")
     fit.add_argument("--on-singular", choices=["error", "drop"], default="error")
+    fit.add_argument("--solver", choices=["auto", "cholesky", "tsqr"], default="auto")
+    fit.add_argument("--no-refine", dest="refine", action="store_false",
+                     help="skip the TSQR refinement pass")
+    update = linreg_actions.add_parser(
+        "update", help="add (--input) and/or remove (--subtract) data from a saved model")
+    update.add_argument("--model", required=True)
+    update.add_argument("--input", help="new rows to add")
+    update.add_argument("--subtract", help="rows to remove (e.g. a day that left the window)")
+    update.add_argument("--format", default="csv")
+    update.add_argument("--delimiter", default=",")
+    update.add_argument("--partitions", type=int)
+    _add_output(update)
+    actions["linreg update"] = update
+    _add_report(fit)
     predict = linreg_actions.add_parser("predict", help="score data with a saved model (Parquet)")
     predict.add_argument("--model", required=True)
     _add_input(predict, label=False)
@@ -101,11 +130,33 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     kfit.add_argument("--distance", choices=["euclidean", "cosine"], default="euclidean")
     kfit.add_argument("--n-init", type=int, default=1)
     kfit.add_argument("--init-steps", type=int, default=2)
+    kfit.add_argument("--mode", choices=["broadcast", "barrier"], default="broadcast",
+                      help="broadcast: one job per iteration (default); barrier: all iterations "
+                           "in one barrier stage, data resident in the Python workers")
+    _add_report(kfit)
     kpredict = kmeans_actions.add_parser("predict", help="assign clusters with a saved model")
     kpredict.add_argument("--model", required=True)
     _add_input(kpredict, label=False)
     _add_output(kpredict)
     actions.update({"kmeans fit": kfit, "kmeans predict": kpredict})
+    ksweep = kmeans_actions.add_parser(
+        "sweep", help="fit every k of a range on one read of the data; recommend k")
+    _add_input(ksweep, label=False)
+    ksweep.add_argument("--weight-col", help="column of non-negative row weights")
+    _add_output(ksweep)
+    ksweep.add_argument("--k", required=True, help="k values: a range 2..20 or a list 2,4,8")
+    ksweep.add_argument("--init", default="k-means||",
+                        help="k-means|| (default) | k-means++ | random")
+    ksweep.add_argument("--max-iter", type=int, default=20)
+    ksweep.add_argument("--tol", type=float, default=1e-4)
+    ksweep.add_argument("--seed", type=int, default=0)
+    ksweep.add_argument("--distance", choices=["euclidean", "cosine"], default="euclidean")
+    kevaluate = kmeans_actions.add_parser(
+        "evaluate", help="cost and sampled silhouette of a saved model on data")
+    kevaluate.add_argument("--model", required=True)
+    _add_input(kevaluate, label=False)
+    kevaluate.add_argument("--weight-col", help="column of non-negative row weights")
+    actions.update({"kmeans sweep": ksweep, "kmeans evaluate": kevaluate})
 
     demo = algos.add_parser("demo", help="run both jobs on the bundled data and print the results")
     demo.add_argument("--data-dir", default=str(Path(__file__).resolve().parent.parent / "data"))
@@ -184,6 +235,28 @@ def _load(spark, args: argparse.Namespace, *, label: str | None, features: list[
     )
 
 
+def _check_report(args: argparse.Namespace) -> None:
+    """Before any Spark work: --report needs matplotlib and a free (or --overwrite) directory."""
+    if not getattr(args, "report", None):
+        return
+    from sparkml_jobs import persist, visual
+
+    visual.require_matplotlib()
+    if Path(args.report).resolve() == Path(args.output).resolve():
+        raise InputError("--report must be a different directory from --output")
+    persist.check_output(args.report, args.overwrite)
+
+
+def _write_report(args: argparse.Namespace, model) -> None:
+    if not getattr(args, "report", None):
+        return
+    from sparkml_jobs import visual
+
+    write = visual.linreg_report if args.algo == "linreg" else visual.kmeans_report
+    page = write(model, args.report, source=args.input, overwrite=args.overwrite)
+    log.info("report written to %s", page)
+
+
 def _write_predictions(frame, output: str, overwrite: bool) -> None:
     from sparkml_jobs.persist import atomic_output
 
@@ -232,8 +305,12 @@ def linreg_fit(args: argparse.Namespace) -> dict[str, Any]:
     from sparkml_jobs import linreg, persist, report
 
     persist.check_output(args.output, args.overwrite)
+    _check_report(args)
+    if len(args.reg_param) > 1 and args.cv < 2:
+        raise InputError("a list of --reg-param values needs --cv K (K >= 2) to choose among them")
     estimator = linreg.LinearRegression(
-        fit_intercept=args.fit_intercept, reg_param=args.reg_param, on_singular=args.on_singular
+        fit_intercept=args.fit_intercept, reg_param=args.reg_param[0],
+        on_singular=args.on_singular, solver=args.solver, refine=args.refine,
     )
     if args.label is None:
         if args.format == "libsvm":
@@ -243,11 +320,40 @@ def linreg_fit(args: argparse.Namespace) -> dict[str, Any]:
     spark = _session(args)
     data = _load(spark, args, label=args.label, features=args.features, weight=args.weight_col)
     log.info("fitting linear regression on %s (%d features)", args.input, data.n_features)
-    model = estimator.fit(data)
+    if args.cv:
+        model = estimator.fit_cv(data, args.reg_param, args.cv)
+    else:
+        model = estimator.fit(data)
     linreg.save_model(model, args.output, args.overwrite)
     log.info("model saved to %s", args.output)
     print(report.linreg_table(model))
+    _write_report(args, model)
     return report.linreg_metrics(model)
+
+
+def linreg_update(args: argparse.Namespace) -> dict[str, Any]:
+    from sparkml_jobs import data, linreg, persist, report
+
+    persist.check_output(args.output, args.overwrite)
+    if not args.input and not args.subtract:
+        raise InputError("linreg update needs --input (rows to add) and/or --subtract (rows to remove)")
+    model = linreg.load_model(args.model)
+    if model.label is None:
+        raise InputError(f"model {args.model} has no label recorded")
+    spark = _session(args)
+
+    def part(path: str | None):
+        if path is None:
+            return None
+        return data.load(spark, path, args.format, label=model.label, features=model.features,
+                         weight=model.weight_col, delimiter=args.delimiter,
+                         num_partitions=args.partitions)
+
+    updated = linreg.update(model, part(args.input), part(args.subtract))
+    linreg.save_model(updated, args.output, args.overwrite)
+    log.info("model saved to %s", args.output)
+    print(report.linreg_table(updated))
+    return report.linreg_metrics(updated)
 
 
 def linreg_predict(args: argparse.Namespace) -> dict[str, Any]:
@@ -312,6 +418,7 @@ def kmeans_fit(args: argparse.Namespace) -> dict[str, Any]:
     from sparkml_jobs import kmeans, persist, report
 
     persist.check_output(args.output, args.overwrite)
+    _check_report(args)
     given = args.init not in kmeans.INITS
     if given and not Path(args.init).exists():
         raise InputError(
@@ -325,12 +432,13 @@ def kmeans_fit(args: argparse.Namespace) -> dict[str, Any]:
     estimator = kmeans.KMeans(
         k=args.k, init="k-means||" if given else args.init, initial_centers=centers,
         max_iter=args.max_iter, tol=args.tol, seed=args.seed, distance=args.distance,
-        n_init=args.n_init, init_steps=args.init_steps,
+        n_init=args.n_init, init_steps=args.init_steps, mode=args.mode,
     )
     model = estimator.fit(data)
     kmeans.save_model(model, args.output, args.overwrite)
     log.info("model saved to %s", args.output)
     print(report.kmeans_table(model))
+    _write_report(args, model)
     return report.kmeans_metrics(model)
 
 
@@ -346,6 +454,37 @@ def kmeans_predict(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": spark.read.parquet(args.output).count(), "output": args.output}
 
 
+def kmeans_sweep(args: argparse.Namespace) -> dict[str, Any]:
+    from sparkml_jobs import kmeans, persist, sweep, visual
+
+    persist.check_output(args.output, args.overwrite)
+    ks = sweep.parse_k_range(str(args.k))
+    kmeans.KMeans(k=ks[0], init=args.init, max_iter=args.max_iter, tol=args.tol,
+                  distance=args.distance)  # validate before starting Spark
+    plots = visual.matplotlib_available()
+    if not plots:
+        log.info("no elbow plot: matplotlib is not installed (%s)", visual.INSTALL_HINT)
+    spark = _session(args)
+    data = _load(spark, args, label=None, features=args.features, weight=args.weight_col)
+    result = sweep.sweep(data, ks, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
+                         init=args.init, distance=args.distance)
+    sweep.write_sweep(result, args.output, overwrite=args.overwrite, source=args.input, plots=plots)
+    log.info("sweep written to %s", args.output)
+    print(sweep.sweep_table(result))
+    return result.to_dict()
+
+
+def kmeans_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from sparkml_jobs import kmeans, persist, sweep
+
+    model = kmeans.load_model(args.model)
+    spark = _session(args)
+    data = _load(spark, args, label=None, features=model.features, weight=args.weight_col)
+    metrics = sweep.evaluate(model, data)
+    print(persist.dumps(metrics), end="")
+    return metrics
+
+
 def demo(args: argparse.Namespace) -> dict[str, Any]:
     from sparkml_jobs.demo import run_demo
 
@@ -354,10 +493,13 @@ def demo(args: argparse.Namespace) -> dict[str, Any]:
 
 ACTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "linreg fit": linreg_fit,
+    "linreg update": linreg_update,
     "linreg predict": linreg_predict,
     "linreg evaluate": linreg_evaluate,
     "kmeans fit": kmeans_fit,
     "kmeans predict": kmeans_predict,
+    "kmeans sweep": kmeans_sweep,
+    "kmeans evaluate": kmeans_evaluate,
     "demo": demo,
 }
 
@@ -372,7 +514,7 @@ def _one_line(exc: BaseException) -> str:
 
 def configure_logging(verbose: bool) -> None:
     """Progress lines on the current stderr (re-bound at every call, for in-process use)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = progress.make_handler(sys.stderr)  # in-place progress only on a terminal
     handler.setFormatter(logging.Formatter("sparkml-jobs: %(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -387,7 +529,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         key = "demo" if args.algo == "demo" else f"{args.algo} {args.action}"
-        result = ACTIONS[key](args)
+        try:
+            result = ACTIONS[key](args)
+        finally:
+            progress.end_line()  # results and error messages start on a fresh line
         write_json(getattr(args, "metrics_json", None), result)
         return EXIT_OK
     except InputError as exc:

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sparkml_jobs import data, kmeans, linreg, report
+from sparkml_jobs import data, kmeans, linreg, progress, report
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.session import get_session
 
@@ -34,6 +34,27 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     flowers = data.load(spark, str(iris), "csv")
     km = kmeans.KMeans(k=3, seed=1).fit(flowers)
     kmeans.save_model(km, str(out / "kmeans-model"), overwrite=True)
+    progress.end_line()
     print(report.kmeans_table(km))
     print(f"\nmodels saved under {out}")
-    return {"linreg": report.linreg_metrics(lin), "kmeans": report.kmeans_metrics(km)}
+    pages = write_reports(lin, km, out, sources={"linreg": diamonds, "kmeans": iris})
+    return {"linreg": report.linreg_metrics(lin), "kmeans": report.kmeans_metrics(km),
+            "reports": {name: str(page) for name, page in pages.items()}}
+
+
+def write_reports(lin, km, out: Path, sources: dict[str, Path]) -> dict[str, Path]:
+    """Both HTML reports under ``out`` when matplotlib (the 'report' extra) is installed."""
+    from sparkml_jobs import visual
+
+    if not visual.matplotlib_available():
+        print(f"reports skipped: matplotlib is not installed ({visual.INSTALL_HINT})")
+        return {}
+    pages = {
+        "linreg": visual.linreg_report(lin, out / "linreg-report", source=str(sources["linreg"]),
+                                       overwrite=True),
+        "kmeans": visual.kmeans_report(km, out / "kmeans-report", source=str(sources["kmeans"]),
+                                       overwrite=True),
+    }
+    for name, page in pages.items():
+        print(f"{name} report: {page}")
+    return pages
