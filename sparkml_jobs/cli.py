@@ -130,6 +130,7 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     kfit.add_argument("--distance", choices=["euclidean", "cosine"], default="euclidean")
     kfit.add_argument("--n-init", type=int, default=1)
     kfit.add_argument("--init-steps", type=int, default=2)
+    kfit.add_argument("--checkpoint-dir", help="checkpoint the cached data there (cuts lineage)")
     kfit.add_argument("--mode", choices=["broadcast", "barrier"], default="broadcast",
                       help="broadcast: one job per iteration (default); barrier: all iterations "
                            "in one barrier stage, data resident in the Python workers")
@@ -433,6 +434,7 @@ def kmeans_fit(args: argparse.Namespace) -> dict[str, Any]:
         k=args.k, init="k-means||" if given else args.init, initial_centers=centers,
         max_iter=args.max_iter, tol=args.tol, seed=args.seed, distance=args.distance,
         n_init=args.n_init, init_steps=args.init_steps, mode=args.mode,
+        checkpoint_dir=args.checkpoint_dir,
     )
     model = estimator.fit(data)
     kmeans.save_model(model, args.output, args.overwrite)

@@ -307,8 +307,20 @@ def read_source(
     except InputError:
         raise
     except Exception as exc:  # Spark's reader errors: corrupt files, unreadable schema, …
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: cannot read as {fmt}: {first_line[:300]}") from exc
+        raise InputError(f"{path}: cannot read as {fmt}: {spark_error_line(exc)}") from exc
+
+
+def spark_error_line(exc: BaseException) -> str:
+    """The informative line of a Spark/Py4J error: the root Java cause, not 'error calling o310'."""
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        cause = java
+        while cause.getCause() is not None:
+            cause = cause.getCause()
+        text = str(cause.toString())
+    else:
+        text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
 
 
 def data_columns(frame: DataFrame) -> list[str]:

@@ -114,7 +114,10 @@ class KMeans:
         ``barrier``: every iteration inside one barrier stage — each task keeps its rows in
         memory and the tasks exchange their per-cluster partials with ``allGather`` (the
         all-reduce pattern); needs as many free task slots as tasks (the cached data is
-        coalesced to the number of slots) and gives the same result.
+        spread over that many partitions) and gives the same result.
+    checkpoint_dir : str, optional
+        Checkpoint the cached points there (reliable storage on a cluster), so recovering a lost
+        block does not go back to the input files.
     """
 
     k: int = 2
@@ -128,6 +131,7 @@ class KMeans:
     init_steps: int = 2
     chunk_rows: int = kk.DEFAULT_CHUNK_ROWS
     mode: str = "broadcast"
+    checkpoint_dir: str | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -166,6 +170,11 @@ class KMeans:
                 f"the data has {d} features ({', '.join(data.features)})"
             )
         points = prepare(data, self.distance)
+        if self.checkpoint_dir:
+            # cut the lineage back to the source: a lost cached block is re-read from the
+            # checkpoint instead of recomputed from the input files
+            points.context.setCheckpointDir(self.checkpoint_dir)
+            points.checkpoint()
         try:
             return self.fit_prepared(points, data, validate(data, points))
         finally:

@@ -192,3 +192,28 @@ def test_console_script_subprocess(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("sparkml-jobs: error: input path not found")
     assert "Traceback" not in bad.stderr
+
+
+def test_parquet_and_libsvm_inputs_give_the_csv_model(spark, tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 3))
+    y = x @ [1.0, -2.0, 0.5] + 1 + rng.normal(size=300) * 0.1
+    frame = pd.DataFrame({"f1": x[:, 0], "f2": x[:, 1], "f3": x[:, 2], "label": y})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    frame.to_parquet(tmp_path / "d.parquet")
+    with open(tmp_path / "d.libsvm", "w") as handle:
+        for row, target in zip(x, y, strict=True):
+            cells = " ".join(f"{j + 1}:{float(v)!r}" for j, v in enumerate(row))
+            handle.write(f"{float(target)!r} {cells}\n")
+    docs = {}
+    for fmt, name in (("csv", "d.csv"), ("parquet", "d.parquet"), ("libsvm", "d.libsvm")):
+        out = tmp_path / f"m-{fmt}"
+        code, _, err = run_cli(capsys, "linreg", "fit", "--input", str(tmp_path / name),
+                               "--format", fmt, "--label", "label", "--output", str(out))
+        assert code == 0, err
+        docs[fmt] = json.loads((out / "model.json").read_text())
+    assert docs["libsvm"]["features"] == ["f1", "f2", "f3"]
+    for fmt in ("parquet", "libsvm"):
+        np.testing.assert_allclose(docs[fmt]["coefficients"], docs["csv"]["coefficients"], rtol=1e-12)
+        np.testing.assert_allclose(docs[fmt]["summary"]["std_errors"],
+                                   docs["csv"]["summary"]["std_errors"], rtol=1e-10)

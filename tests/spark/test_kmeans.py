@@ -241,3 +241,12 @@ def test_barrier_mode_matches_reference(spark, rng, partitions):
     assert len(model.sample[0]) == len(model.sample[1]) > 0
     again = K.KMeans(k=4, initial_centers=init, max_iter=50, tol=0, mode="barrier").fit(data)
     assert np.array_equal(again.centers, model.centers)
+
+
+def test_checkpointed_points_give_the_same_model(spark, rng, tmp_path):
+    x, _ = _blobs(rng, k=3, per=100, d=2)
+    data = D.from_numpy(spark, x, num_partitions=3)
+    plain = K.KMeans(k=3, seed=4).fit(data)
+    checked = K.KMeans(k=3, seed=4, checkpoint_dir=str(tmp_path / "ckpt")).fit(data)
+    assert np.array_equal(plain.centers, checked.centers)
+    assert any((tmp_path / "ckpt").rglob("part-*"))
