@@ -95,6 +95,8 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     fit.add_argument("--solver", choices=["auto", "cholesky", "tsqr"], default="auto")
     fit.add_argument("--no-refine", dest="refine", action="store_false",
                      help="skip the TSQR refinement pass")
+    fit.add_argument("--one-pass", dest="residual_pass", action="store_false",
+                     help="read the data once: SSR from the statistics, no MAE / residual plots")
     update = linreg_actions.add_parser(
         "update", help="add (--input) and/or remove (--subtract) data from a saved model")
     update.add_argument("--model", required=True)
@@ -312,6 +314,7 @@ def linreg_fit(args: argparse.Namespace) -> dict[str, Any]:
     estimator = linreg.LinearRegression(
         fit_intercept=args.fit_intercept, reg_param=args.reg_param[0],
         on_singular=args.on_singular, solver=args.solver, refine=args.refine,
+        residual_pass=args.residual_pass,
     )
     if args.label is None:
         if args.format == "libsvm":

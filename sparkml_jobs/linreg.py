@@ -142,6 +142,11 @@ class LinearRegression:
     refine : bool
         With TSQR, one refinement pass: residuals and ``Xᵀr`` in extended precision, then
         ``β += (RᵀR)⁻¹ Xᵀr`` (corrected semi-normal equations).
+    residual_pass : bool
+        Make a second pass over the cached blocks for the exact residual sums (SSR, MAE) and the
+        residual sample. Without it the fit reads the data once: the SSR comes from the centred
+        statistics (accurate unless R² is within ~1e-8 of 1) and the MAE is not computed —
+        the equivalent of what MLlib's ``fit`` does before its summary is asked for.
     tree_depth : int
         Depth of the tree aggregation.
     """
@@ -151,6 +156,7 @@ class LinearRegression:
     on_singular: str = "error"
     solver: str = "auto"
     refine: bool = True
+    residual_pass: bool = True
     tree_depth: int = 2
 
     def __post_init__(self) -> None:
@@ -225,8 +231,12 @@ class LinearRegression:
                 sol = qr.refine(sol, factor, gradient, self.fit_intercept)
                 log.info("refinement pass done")
         log.info("solved (%s)", solver)
-        residuals = residual_pass(sol, data, stats.n, precise=precise, depth=self.tree_depth)
-        log.info("residual pass done")
+        if self.residual_pass:
+            residuals = residual_pass(sol, data, stats.n, precise=precise, depth=self.tree_depth)
+            log.info("residual pass done")
+        else:  # one pass in all: SSR from the centred statistics, no MAE, no residual sample
+            residuals = ResidualSums(st.residual_sum_of_squares(stats, sol, self.fit_intercept),
+                                     float("nan"))
         summary = make_summary(stats, sol, residuals, self.fit_intercept, data.features,
                                solver=solver, condition=condition)
         return LinearRegressionModel(

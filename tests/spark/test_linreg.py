@@ -128,3 +128,14 @@ def test_save_load_roundtrip(spark, rng, tmp_path):
     assert back.summary.std_errors == model.summary.std_errors
     np.testing.assert_array_equal(back.stats.comoment, model.stats.comoment)
     assert (tmp_path / "m" / "_SUCCESS").exists()
+
+
+def test_one_pass_fit_has_the_same_inference(spark, rng):
+    x, y = _design(rng, n=1500)
+    data = D.from_numpy(spark, x, y, num_partitions=3)
+    full = L.LinearRegression().fit(data)
+    one = L.LinearRegression(residual_pass=False).fit(data)
+    np.testing.assert_array_equal(one.coefficients, full.coefficients)
+    np.testing.assert_allclose(one.summary.std_errors, full.summary.std_errors, rtol=1e-9)
+    np.testing.assert_allclose(one.summary.rmse, full.summary.rmse, rtol=1e-9)
+    assert np.isnan(one.summary.mae) and not np.isnan(full.summary.mae)

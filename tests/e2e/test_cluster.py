@@ -1,0 +1,250 @@
+"""A real Spark standalone cluster (``submit/cluster.sh``) and ``local-cluster`` runs.
+
+One master + two workers (1 core, 1 GiB each) from the pip-installed pyspark, started once for the
+session and always stopped by the fixture's finalizer. Both jobs are submitted through
+``submit/run.sh --master spark://…`` with inputs split into several partitions, so both workers hold
+data, and must give the model of the embedded local run (same partitioning) to 1e-9. (The
+``local-cluster[2,1,1024]`` master is checked against local mode in ``test_faults.py``, whose
+executor-loss test runs on it anyway.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER = ROOT / "submit" / "cluster.sh"
+RUN = ROOT / "submit" / "run.sh"
+DATA = ROOT / "data"
+IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+# small files split into several partitions, identically under every master
+SPLIT = {"linreg": "1m", "kmeans": "2k"}
+
+pytestmark = pytest.mark.slow
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def env_for(cluster_dir: Path | None = None, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "SPARKML_PYTHON": sys.executable, "PYSPARK_PYTHON": sys.executable}
+    env.pop("PYSPARK_GATEWAY_PORT", None)
+    env.pop("SPARK_AUTH_SECRET", None)
+    if cluster_dir is not None:
+        env["SPARKML_CLUSTER_DIR"] = str(cluster_dir)
+    env.update(extra)
+    return env
+
+
+def cluster_sh(action: str, cluster_dir: Path, timeout: float = 180, **extra: str):
+    return subprocess.run([str(CLUSTER), action], env=env_for(cluster_dir, **extra),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def run_sh(submit_opts: list[str], job_args: list[str], timeout: float = 600, **extra: str):
+    proc = subprocess.run([str(RUN), *submit_opts, "--", *job_args], env=env_for(None, **extra),
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    return proc
+
+
+def job_args(job: str, out: Path, init: Path) -> list[str]:
+    if job == "linreg":
+        return ["linreg", "fit", "--input", str(DATA / "diamonds.csv"), "--label", "price",
+                "--output", str(out)]
+    return ["kmeans", "fit", "--input", str(DATA / "iris.csv"), "--k", "3", "--init", str(init),
+            "--max-iter", "50", "--tol", "0", "--output", str(out)]
+
+
+def split_conf(job: str) -> list[str]:
+    return ["--conf", f"spark.sql.files.maxPartitionBytes={SPLIT[job]}"]
+
+
+def fitted(path: Path) -> np.ndarray:
+    doc = json.loads((Path(path) / "model.json").read_text())
+    assert (Path(path) / "_SUCCESS").exists()
+    if doc["kind"] == "kmeans":
+        return np.array(doc["centers"], dtype=float)
+    return np.array([doc["intercept"], *doc["coefficients"]], dtype=float)
+
+
+def assert_same_model(path: Path, reference: Path) -> None:
+    got, want = fitted(path), fitted(reference)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
+
+
+def master_json(cluster_dir: Path) -> dict:
+    ports = dict(item.split("=") for item in (cluster_dir / "ports").read_text().split())
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports['webui']}/json/", timeout=10) as r:
+        return json.load(r)
+
+
+def pids(cluster_dir: Path) -> dict[str, int]:
+    return {f.stem: int(f.read_text()) for f in cluster_dir.glob("*.pid")}
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def listening_addresses(pid: int) -> list[str]:
+    """Local addresses (hex, as in /proc/net/tcp*) of the TCP sockets ``pid`` listens on."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A = LISTEN
+                found.append(fields[1].split(":")[0])
+    return found
+
+
+def is_loopback(hex_address: str) -> bool:
+    v4 = "0100007F"  # 127.0.0.1, little-endian
+    return hex_address in (v4, "00000000000000000000000001000000") or (
+        hex_address == "0000000000000000FFFF0000" + v4
+    )
+
+
+def write_iris_init(path: Path) -> Path:
+    rows = ["5.1,3.5,1.4,0.2", "7.0,3.2,4.7,1.4", "6.3,3.3,6.0,2.5"]
+    path.write_text("\n".join([",".join(IRIS_FEATURES), *rows]) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    """A standalone master + 2 workers on loopback; stopped by the finalizer whatever happens."""
+    state = tmp_path_factory.mktemp("cluster")
+    started = time.perf_counter()
+    try:
+        proc = cluster_sh("start", state)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        url = proc.stdout.strip().splitlines()[-1]
+        assert re.fullmatch(r"spark://127\.0\.0\.1:\d+", url), proc.stdout
+        yield {"url": url, "dir": state, "start_seconds": time.perf_counter() - started}
+    finally:
+        started_pids = pids(state)
+        stop = cluster_sh("stop", state)
+        assert stop.returncode == 0, stop.stderr
+        assert not [name for name, pid in started_pids.items() if alive(pid)], stop.stderr
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cluster-jobs")
+    write_iris_init(path / "init.csv")
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_models(spark, work):
+    """Both jobs in-process on the shared local[2] session, with the same input splits."""
+    from sparkml_jobs.cli import main
+
+    out = {}
+    for job in ("linreg", "kmeans"):
+        out[job] = work / f"local-{job}"
+        spark.conf.set("spark.sql.files.maxPartitionBytes", SPLIT[job])
+        try:
+            assert main(job_args(job, out[job], work / "init.csv")) == 0
+        finally:
+            spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    return out
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_cluster_is_up_on_loopback_only(cluster):
+    state = cluster["dir"]
+    status = cluster_sh("status", state)
+    assert status.returncode == 0 and "running" in status.stdout.splitlines()[-1]
+    assert cluster["url"] in status.stdout
+    doc = master_json(state)
+    assert doc["status"] == "ALIVE"
+    assert len([w for w in doc["workers"] if w["state"] == "ALIVE"]) == 2
+    assert all(w["host"] == "127.0.0.1" and w["cores"] == 1 and w["memory"] == 1024
+               for w in doc["workers"])
+    started = pids(state)
+    assert set(started) == {"master", "worker-1", "worker-2"}
+    for name, pid in started.items():
+        addresses = listening_addresses(pid)
+        assert addresses, name
+        assert all(is_loopback(a) for a in addresses), (name, addresses)
+    # a second start is a no-op that prints the same URL
+    again = cluster_sh("start", state)
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == cluster["url"]
+    assert pids(state) == started
+
+
+@pytest.mark.parametrize("job", ["linreg", "kmeans"])
+def test_jobs_on_the_standalone_cluster_match_local_mode(cluster, local_models, work, job):
+    before = {app["id"] for app in master_json(cluster["dir"]).get("completedapps", [])}
+    out = work / f"cluster-{job}"
+    proc = run_sh(["--master", cluster["url"], "--conf", "spark.ui.enabled=false",
+                   *split_conf(job)], job_args(job, out, work / "init.csv"))
+    assert f"master={cluster['url']}" in proc.stderr
+    assert_same_model(out, local_models[job])
+    completed = master_json(cluster["dir"]).get("completedapps", [])
+    apps = [app for app in completed if app["id"] not in before]
+    assert len(apps) == 1 and apps[0]["state"] == "FINISHED", apps
+    # both workers ran an executor of this application (the input had several partitions)
+    for worker in (1, 2):
+        assert (cluster["dir"] / f"work-{worker}" / apps[0]["id"]).is_dir(), worker
+
+
+def test_authenticated_cluster(tmp_path, local_models, work):
+    """``SPARK_AUTH_SECRET``: master, worker and the application share a secret, never on a
+    command line (one worker this time: the cheapest cluster that still authenticates)."""
+    secret = secrets.token_hex(16)
+    state = tmp_path / "auth-cluster"
+    try:
+        proc = cluster_sh("start", state, SPARK_AUTH_SECRET=secret, SPARKML_WORKERS="1")
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        url = proc.stdout.strip().splitlines()[-1]
+        assert (state / "daemon.properties").stat().st_mode & 0o077 == 0
+        for name in ("master", "worker-1"):
+            assert "authentication enabled" in (state / "logs" / f"{name}.out").read_text(), name
+        out = work / "auth-kmeans"
+        run_sh(["--master", url, "--conf", "spark.ui.enabled=false", *split_conf("kmeans")],
+               job_args("kmeans", out, work / "init.csv"), SPARK_AUTH_SECRET=secret)
+        assert_same_model(out, local_models["kmeans"])
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                assert secret not in cmdline.read_bytes().decode(errors="replace"), cmdline
+            except OSError:
+                continue
+    finally:
+        started_pids = pids(state) if state.exists() else {}
+        stop = cluster_sh("stop", state)
+        assert stop.returncode == 0, stop.stderr
+        assert not [pid for pid in started_pids.values() if alive(pid)]
+    status = cluster_sh("status", state)
+    assert status.returncode == 3 and status.stdout.strip() == "not running"

@@ -1,0 +1,368 @@
+"""Failures on real Spark: failed task attempts, a killed executor, and a long k-means run.
+
+* Task failures: ``sparkml_jobs.faults`` fails the first attempt of chosen tasks of every
+  aggregation (``spark.executorEnv.SPARKML_JOBS_FAIL_FIRST_ATTEMPT``) on master ``local[2,4]``
+  (up to 4 attempts per task). Spark's event log proves the failures happened and were retried;
+  the models must be *identical* to the undisturbed run: partials are pure functions of their
+  partition and are merged in partition order.
+* Executor loss: on ``local-cluster[2,1,1024]`` one executor JVM is SIGKILLed in the middle of a
+  k-means fit; its cached blocks are recomputed from lineage (the event log shows the input read
+  again) and the model is identical to an undisturbed run on the same master.
+* 500 Lloyd iterations in one fit (Python API): broadcast files, cached RDDs and driver RSS stay
+  flat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sparkml_jobs import faults
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ROOT / "submit" / "run.sh"
+DATA = ROOT / "data"
+IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+SPLIT = {"linreg": "1m", "kmeans": "2k"}  # several partitions, identical under every master
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def start_sh(submit_opts: list[str], job_args: list[str], **extra: str) -> subprocess.Popen:
+    env = {**os.environ, "SPARKML_PYTHON": sys.executable, "PYSPARK_PYTHON": sys.executable,
+           **extra}
+    env.pop("PYSPARK_GATEWAY_PORT", None)
+    env.pop(faults.ENV_VAR, None)  # only ever through spark.executorEnv
+    return subprocess.Popen([str(RUN), *submit_opts, "--", *job_args], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 900) -> subprocess.CompletedProcess:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+        raise AssertionError(f"run.sh timed out after {timeout}s\n{err[-4000:]}") from None
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{err[-6000:]}"
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def event_log_conf(directory: Path) -> list[str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    return ["--conf", "spark.eventLog.enabled=true",
+            "--conf", f"spark.eventLog.dir={directory.as_uri()}",
+            "--conf", "spark.eventLog.compress=false",
+            "--conf", "spark.eventLog.rolling.enabled=false"]
+
+
+def events(directory: Path) -> list[dict]:
+    files = [f for f in directory.iterdir() if not f.name.startswith(".")]
+    assert len(files) == 1, files
+    return [json.loads(line) for line in files[0].read_text().splitlines() if line.strip()]
+
+
+def job_results(log: list[dict]) -> list[str]:
+    return [e["Job Result"]["Result"] for e in log if e["Event"] == "SparkListenerJobEnd"]
+
+
+def model_numbers(path: Path) -> dict:
+    """Every fitted number of a saved model: coefficients or centres and the training summary."""
+    assert (path / "_SUCCESS").exists()
+    doc = json.loads((path / "model.json").read_text())
+    return {k: doc[k] for k in ("intercept", "coefficients", "centers", "summary") if k in doc}
+
+
+def write_iris_init(path: Path) -> Path:
+    rows = ["5.1,3.5,1.4,0.2", "7.0,3.2,4.7,1.4", "6.3,3.3,6.0,2.5"]
+    path.write_text("\n".join([",".join(IRIS_FEATURES), *rows]) + "\n")
+    return path
+
+
+def job_args(job: str, out: Path, init: Path) -> list[str]:
+    if job == "linreg":
+        return ["linreg", "fit", "--input", str(DATA / "diamonds.csv"), "--label", "price",
+                "--output", str(out)]
+    return ["kmeans", "fit", "--input", str(DATA / "iris.csv"), "--k", "3", "--init", str(init),
+            "--max-iter", "50", "--tol", "0", "--output", str(out)]
+
+
+# --------------------------------------------------------------------------- the hook itself
+
+
+def test_hook_selection_and_no_op(monkeypatch):
+    assert faults.selected("all", 7) and faults.selected("*", 0)
+    assert faults.selected("0, 2", 2) and not faults.selected("0,2", 1)
+    with pytest.raises(ValueError, match=faults.ENV_VAR):
+        faults.selected("first", 0)
+    monkeypatch.delenv(faults.ENV_VAR, raising=False)
+    faults.maybe_fail(0)  # unset: nothing happens
+    monkeypatch.setenv(faults.ENV_VAR, "all")
+    faults.maybe_fail(0)  # set, but not inside a Spark task (the driver): nothing happens
+
+
+# --------------------------------------------------------------------------- failed task attempts
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("faults")
+    write_iris_init(path / "init.csv")
+    return path
+
+
+@pytest.fixture(scope="module")
+def undisturbed(spark, work):
+    """Both jobs in-process on the shared session, same input splits, no faults."""
+    from sparkml_jobs.cli import main
+
+    out = {}
+    for job in ("linreg", "kmeans"):
+        out[job] = work / f"undisturbed-{job}"
+        spark.conf.set("spark.sql.files.maxPartitionBytes", SPLIT[job])
+        try:
+            assert main(job_args(job, out[job], work / "init.csv")) == 0
+        finally:
+            spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    return out
+
+
+@pytest.mark.slow
+def test_failed_task_attempts_are_retried_to_the_identical_model(undisturbed, work):
+    # k-means: every task of every aggregation fails once; linreg: only partition 0's tasks
+    selection = {"kmeans": "all", "linreg": "0"}
+    started = {}
+    for job, spec in selection.items():
+        started[job] = start_sh(
+            ["--master", "local[2,4]", "--conf", "spark.ui.enabled=false",
+             "--conf", f"spark.sql.files.maxPartitionBytes={SPLIT[job]}",
+             "--conf", f"spark.executorEnv.{faults.ENV_VAR}={spec}",
+             *event_log_conf(work / f"events-{job}")],
+            job_args(job, work / f"faulty-{job}", work / "init.csv"),
+        )
+    for job, proc in started.items():
+        done = finish(proc)
+        assert f"model saved to {work / f'faulty-{job}'}" in done.stderr
+        log = events(work / f"events-{job}")
+        assert job_results(log) and set(job_results(log)) == {"JobSucceeded"}
+        ends = [e for e in log if e["Event"] == "SparkListenerTaskEnd"]
+        injected = [e for e in ends if e["Task End Reason"]["Reason"] == "ExceptionFailure"
+                    and "InjectedFault" in json.dumps(e["Task End Reason"])]
+        assert len(injected) >= 2, job
+        other_failures = [e for e in ends if e["Task End Reason"]["Reason"] != "Success"
+                          and e not in injected]
+        assert not other_failures, other_failures[:1]
+        succeeded = {(e["Stage ID"], e["Task Info"]["Partition ID"], e["Task Info"]["Attempt"])
+                     for e in ends if e["Task End Reason"]["Reason"] == "Success"}
+        for e in injected:  # each failed first attempt was retried, and the retry succeeded
+            stage, partition = e["Stage ID"], e["Task Info"]["Partition ID"]
+            assert e["Task Info"]["Attempt"] == 0
+            assert (stage, partition, 1) in succeeded, (job, stage, partition)
+            if selection[job] != "all":
+                assert partition == int(selection[job])
+        # identical, not merely close: same partials, merged in the same order
+        assert model_numbers(work / f"faulty-{job}") == model_numbers(undisturbed[job]), job
+
+
+# --------------------------------------------------------------------------- executor loss
+
+N_ROWS, K, MAX_ITER, SPLIT_LOSS = 60_000, 30, 25, "256k"
+
+
+def executor_jvms(ancestor: int) -> dict[int, str]:
+    """pid → executor id of the CoarseGrainedExecutorBackend JVMs descending from ``ancestor``."""
+    parents, found = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    for pid in parents:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"org.apache.spark.executor.CoarseGrainedExecutorBackend" not in cmdline:
+            continue
+        chain, node = set(), pid
+        while node in parents and node not in chain and node > 1:
+            chain.add(node)
+            node = parents[node]
+        if ancestor in chain:
+            found[pid] = cmdline[cmdline.index(b"--executor-id") + 1].decode()
+    return found
+
+
+@pytest.fixture(scope="module")
+def grid_csv(tmp_path_factory) -> tuple[Path, Path]:
+    """Points on a jittered line (Lloyd drifts slowly: no convergence in 25 steps) + init."""
+    path = tmp_path_factory.mktemp("executor-loss")
+    rng = np.random.default_rng(2024)
+    a = np.arange(N_ROWS) / 10.0 + rng.uniform(-0.01, 0.01, N_ROWS)
+    b = rng.uniform(0.0, 1.0, N_ROWS)
+    rows = np.column_stack([a, b])
+    np.savetxt(path / "grid.csv", rows, fmt="%.5f", delimiter=",", header="a,b", comments="")
+    np.savetxt(path / "init.csv", rows[:K], fmt="%.5f", delimiter=",", header="a,b", comments="")
+    return path / "grid.csv", path / "init.csv"
+
+
+def loss_run(csv: Path, init: Path, out: Path, events_dir: Path) -> subprocess.Popen:
+    return start_sh(
+        ["--master", "local-cluster[2,1,1024]", "--conf", "spark.ui.enabled=false",
+         "--conf", f"spark.sql.files.maxPartitionBytes={SPLIT_LOSS}", *event_log_conf(events_dir)],
+        ["kmeans", "fit", "--input", str(csv), "--k", str(K), "--init", str(init),
+         "--max-iter", str(MAX_ITER), "--tol", "0", "--output", str(out)],
+    )
+
+
+@pytest.mark.slow
+def test_killed_executor_is_recovered_from_lineage_to_the_identical_model(spark, grid_csv,
+                                                                         tmp_path):
+    csv, init = grid_csv
+    # the undisturbed reference runs alongside (its JVMs are not descendants of `proc`)
+    reference_proc = loss_run(csv, init, tmp_path / "reference", tmp_path / "events-ref")
+    proc = loss_run(csv, init, tmp_path / "disturbed", tmp_path / "events-kill")
+    lines: list[str] = []
+    second_iteration = threading.Event()
+
+    def read_stderr():
+        for line in proc.stderr:
+            lines.append(line)
+            if re.search(r"\biteration 2\b", line):
+                second_iteration.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    killed = None
+    try:
+        deadline = time.monotonic() + 600
+        while not second_iteration.wait(0.2):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines[-50:])
+        executors = executor_jvms(proc.pid)
+        wait_until = time.monotonic() + 30  # the second executor may still be starting
+        while len(executors) < 2 and time.monotonic() < wait_until:
+            time.sleep(0.5)
+            executors = executor_jvms(proc.pid)
+        assert executors, "no executor JVM found under this run"
+        killed = min(executors, key=lambda pid: int(executors[pid]))  # the oldest, "0"
+        os.kill(killed, signal.SIGKILL)
+        stdout = proc.stdout.read()
+        code = proc.wait(timeout=900)
+        stderr = "".join(lines)
+        assert code == 0, f"exit {code}\n{stdout}\n{stderr[-6000:]}"
+        finish(reference_proc)
+    finally:
+        for running in (proc, reference_proc):  # only on failures: both have ended otherwise
+            if running.poll() is None:
+                running.terminate()  # run.sh passes it on to spark-submit
+                running.wait(timeout=60)
+        reader.join(timeout=60)
+    reference_log = events(tmp_path / "events-ref")
+    assert set(job_results(reference_log)) == {"JobSucceeded"}
+    tasks = [e["Stage Info"]["Number of Tasks"] for e in reference_log
+             if e["Event"] == "SparkListenerStageSubmitted"]
+    assert max(tasks) >= 3, "the input should be split over both executors"
+
+    log = events(tmp_path / "events-kill")
+    assert set(job_results(log)) == {"JobSucceeded"}
+    removed = [i for i, e in enumerate(log) if e["Event"] == "SparkListenerExecutorRemoved"
+               and e["Executor ID"] == executors[killed]]
+    assert removed, "the killed executor was never reported lost"
+    after = log[removed[0]:]
+    assert any(e["Event"] == "SparkListenerJobStart" for e in after), "no job ran after the loss"
+    # the lost cached blocks were rebuilt from lineage: tasks after the loss read the CSV again
+    reread = [e for e in after if e["Event"] == "SparkListenerTaskEnd"
+              and e["Task End Reason"]["Reason"] == "Success"
+              and e.get("Task Metrics", {}).get("Input Metrics", {}).get("Bytes Read", 0) > 0]
+    assert reread, "no task re-read the input after the executor was lost"
+
+    got, want = model_numbers(tmp_path / "disturbed"), model_numbers(tmp_path / "reference")
+    assert want["summary"]["n_iter"] == MAX_ITER
+    assert got == want
+
+    # and local-cluster (separate executor JVMs) agrees with embedded local mode, same splits
+    from sparkml_jobs.cli import main
+
+    spark.conf.set("spark.sql.files.maxPartitionBytes", SPLIT_LOSS)
+    try:
+        assert main(["kmeans", "fit", "--input", str(csv), "--k", str(K), "--init", str(init),
+                     "--max-iter", str(MAX_ITER), "--tol", "0",
+                     "--output", str(tmp_path / "local")]) == 0
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    local = np.array(model_numbers(tmp_path / "local")["centers"])
+    np.testing.assert_allclose(np.array(want["centers"]), local, rtol=1e-9, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- 500 iterations
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@pytest.mark.slow
+def test_500_lloyd_iterations_keep_broadcasts_cache_and_memory_flat(spark):
+    """One fit, 500 iterations (tol=0 on data that cannot converge that fast): every broadcast is
+    destroyed, lineage and the cache stay one RDD, the driver's memory stays flat."""
+    from sparkml_jobs import data as D
+    from sparkml_jobs import kmeans as K
+
+    rng = np.random.default_rng(500)
+    # points on a jittered line, centres crowded at one end: Lloyd spreads them out one step at
+    # a time and needs ~800 iterations to stop
+    x = (np.arange(2000) + rng.uniform(-0.1, 0.1, 2000))[:, None]
+    init = x[:30].copy()
+    data = D.from_numpy(spark, x, num_partitions=2)
+    sc = spark.sparkContext
+    temp_dir = sc._temp_dir
+    persisted_before = len(sc._jsc.getPersistentRDDs())
+    files_before = len(os.listdir(temp_dir))
+    samples: list[tuple[float, int, float]] = []
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            samples.append((time.perf_counter(), len(os.listdir(temp_dir)), _rss_mb()))
+            stop.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        model = K.KMeans(k=30, initial_centers=init, max_iter=500, tol=0).fit(data)
+    finally:
+        stop.set()
+        sampler.join()
+
+    assert model.summary.n_iter == 500 and not model.summary.converged
+    assert len(model.summary.history) == 500
+    assert len(os.listdir(temp_dir)) == files_before  # every broadcast file removed
+    assert max(count for _, count, _ in samples) <= files_before + 2  # never more than in flight
+    assert len(sc._jsc.getPersistentRDDs()) == persisted_before  # the fit's cache released
+    # driver RSS: no growth between the first and the last fifth of the run
+    n = len(samples)
+    assert n >= 50, n
+    early = np.median([rss for _, _, rss in samples[n // 10 : n // 5]])
+    late = np.median([rss for _, _, rss in samples[-n // 5 :]])
+    assert late - early < 40, (early, late)
+    # and the result is plain Lloyd's, computed naively in numpy (no cluster empties here)
+    centers = init.copy()
+    for _ in range(500):
+        labels = ((x[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+        centers = np.array([x[labels == j].mean(axis=0) for j in range(30)])
+    np.testing.assert_allclose(model.centers, centers, rtol=1e-9, atol=1e-9)
