@@ -78,40 +78,75 @@ def block_from_arrays(values: np.ndarray) -> Block:
     )
 
 
-def _arrow_batches_to_blocks(columns: list[str], has_ragged: bool, block_rows: int):
-    """Build the ``mapInArrow`` function: Arrow batches of double columns → packed blocks."""
+def batches_to_block(batches: list[pa.RecordBatch], columns: list[str], has_ragged: bool) -> Block:
+    """Arrow batches of double columns → one :class:`Block` with its validation counts."""
+    table = pa.Table.from_batches(batches)
+    values = np.empty((table.num_rows, len(columns)), dtype=np.float64)
+    nulls = np.zeros(len(columns), dtype=np.int64)
+    for j, name in enumerate(columns):
+        chunked = table.column(name)
+        nulls[j] = chunked.null_count
+        if nulls[j]:
+            chunked = chunked.fill_null(np.nan)
+        values[:, j] = chunked.to_numpy(zero_copy_only=False)
+    nonfinite = (~np.isfinite(values)).sum(axis=0) - nulls
+    ragged = int(np.asarray(table.column(RAGGED)).sum()) if has_ragged else 0
+    return Block(values=values, nulls=nulls, nonfinite=nonfinite, ragged=ragged)
 
-    def pack(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
-        table = pa.Table.from_batches(batches)
-        values = np.empty((table.num_rows, len(columns)), dtype=np.float64)
-        nulls = np.zeros(len(columns), dtype=np.int64)
-        for j, name in enumerate(columns):
-            chunked = table.column(name)
-            nulls[j] = chunked.null_count
-            values[:, j] = chunked.to_numpy(zero_copy_only=False) if nulls[j] == 0 else (
-                chunked.fill_null(np.nan).to_numpy(zero_copy_only=False)
-            )
-        finite = np.isfinite(values)
-        nonfinite = (~finite).sum(axis=0) - nulls
-        ragged = int(np.asarray(table.column(RAGGED)).sum()) if has_ragged else 0
-        payload = encode_block(values, nulls, nonfinite, ragged)
-        return pa.RecordBatch.from_arrays([pa.array([payload], type=pa.binary())], ["block"])
+
+def group_batches(batches: Iterator[pa.RecordBatch], block_rows: int) -> Iterator[list[pa.RecordBatch]]:
+    """Consecutive Arrow batches grouped until they hold at least ``block_rows`` rows."""
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= block_rows:
+            yield pending
+            pending, rows = [], 0
+    if pending:
+        yield pending
+
+
+def _arrow_batches_to_blocks(columns: list[str], has_ragged: bool, block_rows: int):
+    """The ``mapInArrow`` function of the portable path: batches → one packed binary per block."""
 
     def convert(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        pending: list[pa.RecordBatch] = []
-        rows = 0
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            pending.append(batch)
-            rows += batch.num_rows
-            if rows >= block_rows:
-                yield pack(pending)
-                pending, rows = [], 0
-        if pending:
-            yield pack(pending)
+        for group in group_batches(batches, block_rows):
+            block = batches_to_block(group, columns, has_ragged)
+            payload = encode_block(block.values, block.nulls, block.nonfinite, block.ragged)
+            yield pa.RecordBatch.from_arrays([pa.array([payload], type=pa.binary())], ["block"])
 
     return convert
+
+
+def _arrow_rdd_blocks(selected: DataFrame, columns: list[str], has_ragged: bool, block_rows: int):
+    """The fast path: the JVM serialises Arrow record batches straight into a Python RDD.
+
+    ``Dataset.toArrowBatchRdd`` (what ``toPandas`` uses internally) hands each partition's Arrow
+    batches to Python as raw bytes — no ``mapInArrow`` worker hop, no pickled ``Row`` per block.
+    Measured on 2M×21 Parquet, local[2]: ~3–7 s to numpy blocks, against ~21 s through
+    ``mapInArrow`` + ``DataFrame.rdd``. It is an internal Spark API, so :func:`to_blocks` falls
+    back to the portable path when it is missing. Returns ``None`` then.
+    """
+    from pyspark import RDD
+    from pyspark.serializers import NoOpSerializer
+
+    try:
+        jrdd = selected._jdf.toArrowBatchRdd().toJavaRDD()
+    except Exception:  # py4j: no such method in this Spark version
+        return None
+    fields = [(c, pa.float64()) for c in columns] + ([(RAGGED, pa.int32())] if has_ragged else [])
+    schema = pa.schema(fields)
+
+    def to_blocks(payloads: Iterator[bytes]) -> Iterator[Block]:
+        batches = (pa.ipc.read_record_batch(pa.py_buffer(p), schema) for p in payloads)
+        for group in group_batches(batches, block_rows):
+            yield batches_to_block(group, columns, has_ragged)
+
+    return RDD(jrdd, selected.sparkSession.sparkContext, NoOpSerializer()).mapPartitions(to_blocks)
 
 
 # --------------------------------------------------------------------------- validation
@@ -387,11 +422,13 @@ def to_blocks(
         *([F.col(CORRUPT).isNotNull().cast("int").alias(RAGGED)] if has_ragged else []),
     )
     selected = typed.select(*columns, *([RAGGED] if has_ragged else []))
-    packed = selected.mapInArrow(
-        _arrow_batches_to_blocks(columns, has_ragged, block_rows),
-        T.StructType([T.StructField("block", T.BinaryType())]),
-    )
-    blocks = packed.rdd.map(lambda row: decode_block(row[0]))
+    blocks = _arrow_rdd_blocks(selected, columns, has_ragged, block_rows)
+    if blocks is None:
+        packed = selected.mapInArrow(
+            _arrow_batches_to_blocks(columns, has_ragged, block_rows),
+            T.StructType([T.StructField("block", T.BinaryType())]),
+        )
+        blocks = packed.rdd.map(lambda row: decode_block(row[0]))
     return BlockData(
         blocks=blocks, features=features, label=label, weight=weight, source=source, frame=typed
     )

@@ -63,6 +63,28 @@ default_args = {
     "execution_timeout": timedelta(hours=2),
 }
 
+
+def fit_task(model: str, *fit_args: str) -> SparkSubmitOperator:
+    """The task ``<model> fit <fit_args>`` through spark-submit, writing that day's model
+    directory and metrics JSON (``--overwrite``: a retry or backfill replaces them). Call it inside
+    the DAG."""
+    output = f"{OUTPUT}/{model}/{{{{ ds }}}}"  # {{ ds }}: rendered by Airflow, the run's date
+    return SparkSubmitOperator(
+        task_id=f"{model}_fit",
+        conn_id=SPARK_CONN_ID,
+        name=f"sparkml-jobs {model} fit {{{{ ds }}}}",
+        application=ENTRY,
+        py_files=PY_FILES,
+        conf=SPARK_CONF,
+        application_args=[
+            model, "fit", *fit_args,
+            "--output", output,
+            "--metrics-json", f"{output}.metrics.json",
+            "--overwrite",
+        ],
+    )
+
+
 with DAG(
     dag_id="sparkml_jobs_daily",
     description="Daily refit of the linear-regression and k-means models (sparkml-jobs)",
@@ -82,39 +104,7 @@ with DAG(
         ),
     )
 
-    linreg_fit = SparkSubmitOperator(
-        task_id="linreg_fit",
-        conn_id=SPARK_CONN_ID,
-        name="sparkml-jobs linreg fit {{ ds }}",
-        application=ENTRY,
-        py_files=PY_FILES,
-        conf=SPARK_CONF,
-        application_args=[
-            "linreg", "fit",
-            "--input", f"{DATA}/diamonds.csv",
-            "--label", "price",
-            "--output", f"{OUTPUT}/linreg/{{{{ ds }}}}",
-            "--metrics-json", f"{OUTPUT}/linreg/{{{{ ds }}}}.metrics.json",
-            "--overwrite",
-        ],
-    )
-
-    kmeans_fit = SparkSubmitOperator(
-        task_id="kmeans_fit",
-        conn_id=SPARK_CONN_ID,
-        name="sparkml-jobs kmeans fit {{ ds }}",
-        application=ENTRY,
-        py_files=PY_FILES,
-        conf=SPARK_CONF,
-        application_args=[
-            "kmeans", "fit",
-            "--input", f"{DATA}/iris.csv",
-            "--k", "3",
-            "--seed", "0",
-            "--output", f"{OUTPUT}/kmeans/{{{{ ds }}}}",
-            "--metrics-json", f"{OUTPUT}/kmeans/{{{{ ds }}}}.metrics.json",
-            "--overwrite",
-        ],
-    )
+    linreg_fit = fit_task("linreg", "--input", f"{DATA}/diamonds.csv", "--label", "price")
+    kmeans_fit = fit_task("kmeans", "--input", f"{DATA}/iris.csv", "--k", "3", "--seed", "0")
 
     package >> [linreg_fit, kmeans_fit]

@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -23,13 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import ROOT
+from tests.e2e.helpers import job_args, run_sh, script_env, split_conf
+
 CLUSTER = ROOT / "submit" / "cluster.sh"
-RUN = ROOT / "submit" / "run.sh"
-DATA = ROOT / "data"
-IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-# small files split into several partitions, identically under every master
-SPLIT = {"linreg": "1m", "kmeans": "2k"}
 
 pytestmark = pytest.mark.slow
 
@@ -38,12 +34,10 @@ pytestmark = pytest.mark.slow
 
 
 def env_for(cluster_dir: Path | None = None, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "SPARKML_PYTHON": sys.executable, "PYSPARK_PYTHON": sys.executable}
-    env.pop("PYSPARK_GATEWAY_PORT", None)
-    env.pop("SPARK_AUTH_SECRET", None)
+    """``script_env`` with no inherited ``SPARK_AUTH_SECRET`` (only ever the one in ``extra``)."""
+    env = script_env("SPARK_AUTH_SECRET", **extra)
     if cluster_dir is not None:
         env["SPARKML_CLUSTER_DIR"] = str(cluster_dir)
-    env.update(extra)
     return env
 
 
@@ -52,23 +46,9 @@ def cluster_sh(action: str, cluster_dir: Path, timeout: float = 180, **extra: st
                           capture_output=True, text=True, timeout=timeout)
 
 
-def run_sh(submit_opts: list[str], job_args: list[str], timeout: float = 600, **extra: str):
-    proc = subprocess.run([str(RUN), *submit_opts, "--", *job_args], env=env_for(None, **extra),
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-4000:]}"
-    return proc
-
-
-def job_args(job: str, out: Path, init: Path) -> list[str]:
-    if job == "linreg":
-        return ["linreg", "fit", "--input", str(DATA / "diamonds.csv"), "--label", "price",
-                "--output", str(out)]
-    return ["kmeans", "fit", "--input", str(DATA / "iris.csv"), "--k", "3", "--init", str(init),
-            "--max-iter", "50", "--tol", "0", "--output", str(out)]
-
-
-def split_conf(job: str) -> list[str]:
-    return ["--conf", f"spark.sql.files.maxPartitionBytes={SPLIT[job]}"]
+def submit(submit_opts: list[str], args: list[str], **extra: str) -> subprocess.CompletedProcess:
+    """``run.sh`` to a cluster; must exit 0."""
+    return run_sh(submit_opts, args, env=env_for(None, **extra), check=True)
 
 
 def fitted(path: Path) -> np.ndarray:
@@ -129,12 +109,6 @@ def is_loopback(hex_address: str) -> bool:
     )
 
 
-def write_iris_init(path: Path) -> Path:
-    rows = ["5.1,3.5,1.4,0.2", "7.0,3.2,4.7,1.4", "6.3,3.3,6.0,2.5"]
-    path.write_text("\n".join([",".join(IRIS_FEATURES), *rows]) + "\n")
-    return path
-
-
 # --------------------------------------------------------------------------- fixtures
 
 
@@ -154,29 +128,6 @@ def cluster(tmp_path_factory):
         stop = cluster_sh("stop", state)
         assert stop.returncode == 0, stop.stderr
         assert not [name for name, pid in started_pids.items() if alive(pid)], stop.stderr
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("cluster-jobs")
-    write_iris_init(path / "init.csv")
-    return path
-
-
-@pytest.fixture(scope="module")
-def local_models(spark, work):
-    """Both jobs in-process on the shared local[2] session, with the same input splits."""
-    from sparkml_jobs.cli import main
-
-    out = {}
-    for job in ("linreg", "kmeans"):
-        out[job] = work / f"local-{job}"
-        spark.conf.set("spark.sql.files.maxPartitionBytes", SPLIT[job])
-        try:
-            assert main(job_args(job, out[job], work / "init.csv")) == 0
-        finally:
-            spark.conf.unset("spark.sql.files.maxPartitionBytes")
-    return out
 
 
 # --------------------------------------------------------------------------- tests
@@ -208,7 +159,7 @@ def test_cluster_is_up_on_loopback_only(cluster):
 def test_jobs_on_the_standalone_cluster_match_local_mode(cluster, local_models, work, job):
     before = {app["id"] for app in master_json(cluster["dir"]).get("completedapps", [])}
     out = work / f"cluster-{job}"
-    proc = run_sh(["--master", cluster["url"], "--conf", "spark.ui.enabled=false",
+    proc = submit(["--master", cluster["url"], "--conf", "spark.ui.enabled=false",
                    *split_conf(job)], job_args(job, out, work / "init.csv"))
     assert f"master={cluster['url']}" in proc.stderr
     assert_same_model(out, local_models[job])
@@ -233,7 +184,7 @@ def test_authenticated_cluster(tmp_path, local_models, work):
         for name in ("master", "worker-1"):
             assert "authentication enabled" in (state / "logs" / f"{name}.out").read_text(), name
         out = work / "auth-kmeans"
-        run_sh(["--master", url, "--conf", "spark.ui.enabled=false", *split_conf("kmeans")],
+        submit(["--master", url, "--conf", "spark.ui.enabled=false", *split_conf("kmeans")],
                job_args("kmeans", out, work / "init.csv"), SPARK_AUTH_SECRET=secret)
         assert_same_model(out, local_models["kmeans"])
         for cmdline in Path("/proc").glob("[0-9]*/cmdline"):

@@ -19,7 +19,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,35 +27,15 @@ import numpy as np
 import pytest
 
 from sparkml_jobs import faults
-
-ROOT = Path(__file__).resolve().parents[2]
-RUN = ROOT / "submit" / "run.sh"
-DATA = ROOT / "data"
-IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
-SPLIT = {"linreg": "1m", "kmeans": "2k"}  # several partitions, identical under every master
-
+from tests.e2e import helpers
+from tests.e2e.helpers import SPLIT, finish, job_args, model_numbers, script_env
 
 # --------------------------------------------------------------------------- helpers
 
 
-def start_sh(submit_opts: list[str], job_args: list[str], **extra: str) -> subprocess.Popen:
-    env = {**os.environ, "SPARKML_PYTHON": sys.executable, "PYSPARK_PYTHON": sys.executable,
-           **extra}
-    env.pop("PYSPARK_GATEWAY_PORT", None)
-    env.pop(faults.ENV_VAR, None)  # only ever through spark.executorEnv
-    return subprocess.Popen([str(RUN), *submit_opts, "--", *job_args], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(proc: subprocess.Popen, timeout: float = 900) -> subprocess.CompletedProcess:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.terminate()
-        out, err = proc.communicate(timeout=60)
-        raise AssertionError(f"run.sh timed out after {timeout}s\n{err[-4000:]}") from None
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{err[-6000:]}"
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+def start_sh(submit_opts: list[str], args: list[str]) -> subprocess.Popen:
+    """``run.sh`` with the fault hook's variable only ever through ``spark.executorEnv``."""
+    return helpers.start_sh(submit_opts, args, script_env(faults.ENV_VAR))
 
 
 def event_log_conf(directory: Path) -> list[str]:
@@ -77,27 +56,6 @@ def job_results(log: list[dict]) -> list[str]:
     return [e["Job Result"]["Result"] for e in log if e["Event"] == "SparkListenerJobEnd"]
 
 
-def model_numbers(path: Path) -> dict:
-    """Every fitted number of a saved model: coefficients or centres and the training summary."""
-    assert (path / "_SUCCESS").exists()
-    doc = json.loads((path / "model.json").read_text())
-    return {k: doc[k] for k in ("intercept", "coefficients", "centers", "summary") if k in doc}
-
-
-def write_iris_init(path: Path) -> Path:
-    rows = ["5.1,3.5,1.4,0.2", "7.0,3.2,4.7,1.4", "6.3,3.3,6.0,2.5"]
-    path.write_text("\n".join([",".join(IRIS_FEATURES), *rows]) + "\n")
-    return path
-
-
-def job_args(job: str, out: Path, init: Path) -> list[str]:
-    if job == "linreg":
-        return ["linreg", "fit", "--input", str(DATA / "diamonds.csv"), "--label", "price",
-                "--output", str(out)]
-    return ["kmeans", "fit", "--input", str(DATA / "iris.csv"), "--k", "3", "--init", str(init),
-            "--max-iter", "50", "--tol", "0", "--output", str(out)]
-
-
 # --------------------------------------------------------------------------- the hook itself
 
 
@@ -115,31 +73,8 @@ def test_hook_selection_and_no_op(monkeypatch):
 # --------------------------------------------------------------------------- failed task attempts
 
 
-@pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("faults")
-    write_iris_init(path / "init.csv")
-    return path
-
-
-@pytest.fixture(scope="module")
-def undisturbed(spark, work):
-    """Both jobs in-process on the shared session, same input splits, no faults."""
-    from sparkml_jobs.cli import main
-
-    out = {}
-    for job in ("linreg", "kmeans"):
-        out[job] = work / f"undisturbed-{job}"
-        spark.conf.set("spark.sql.files.maxPartitionBytes", SPLIT[job])
-        try:
-            assert main(job_args(job, out[job], work / "init.csv")) == 0
-        finally:
-            spark.conf.unset("spark.sql.files.maxPartitionBytes")
-    return out
-
-
 @pytest.mark.slow
-def test_failed_task_attempts_are_retried_to_the_identical_model(undisturbed, work):
+def test_failed_task_attempts_are_retried_to_the_identical_model(local_models, work):
     # k-means: every task of every aggregation fails once; linreg: only partition 0's tasks
     selection = {"kmeans": "all", "linreg": "0"}
     started = {}
@@ -152,7 +87,7 @@ def test_failed_task_attempts_are_retried_to_the_identical_model(undisturbed, wo
             job_args(job, work / f"faulty-{job}", work / "init.csv"),
         )
     for job, proc in started.items():
-        done = finish(proc)
+        done = finish(proc, 900, check=True)
         assert f"model saved to {work / f'faulty-{job}'}" in done.stderr
         log = events(work / f"events-{job}")
         assert job_results(log) and set(job_results(log)) == {"JobSucceeded"}
@@ -172,7 +107,7 @@ def test_failed_task_attempts_are_retried_to_the_identical_model(undisturbed, wo
             if selection[job] != "all":
                 assert partition == int(selection[job])
         # identical, not merely close: same partials, merged in the same order
-        assert model_numbers(work / f"faulty-{job}") == model_numbers(undisturbed[job]), job
+        assert model_numbers(work / f"faulty-{job}") == model_numbers(local_models[job]), job
 
 
 # --------------------------------------------------------------------------- executor loss
@@ -262,7 +197,7 @@ def test_killed_executor_is_recovered_from_lineage_to_the_identical_model(spark,
         code = proc.wait(timeout=900)
         stderr = "".join(lines)
         assert code == 0, f"exit {code}\n{stdout}\n{stderr[-6000:]}"
-        finish(reference_proc)
+        finish(reference_proc, 900, check=True)
     finally:
         for running in (proc, reference_proc):  # only on failures: both have ended otherwise
             if running.poll() is None:
