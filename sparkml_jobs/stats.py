@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import linalg, stats
+from scipy import linalg
 
 from sparkml_jobs.errors import InputError
 
@@ -335,6 +335,8 @@ def inference(
         estimates = np.concatenate([[sol.intercept], estimates])
     with np.errstate(divide="ignore", invalid="ignore"):
         t = estimates / se
+    from scipy import stats  # imported here: executors unpickling this module never need it
+
     p = 2 * stats.t.sf(np.abs(t), df_resid) if df_resid > 0 else np.full(len(t), np.nan)
     return Inference(
         std_errors=_finite_or_none(se),

@@ -139,3 +139,13 @@ def test_one_pass_fit_has_the_same_inference(spark, rng):
     np.testing.assert_allclose(one.summary.std_errors, full.summary.std_errors, rtol=1e-9)
     np.testing.assert_allclose(one.summary.rmse, full.summary.rmse, rtol=1e-9)
     assert np.isnan(one.summary.mae) and not np.isnan(full.summary.mae)
+
+
+def test_portable_mapinarrow_path_gives_the_same_blocks(spark, monkeypatch):
+    """The fallback loader (mapInArrow + DataFrame.rdd) for Sparks without toArrowBatchRdd."""
+    fast = L.LinearRegression().fit(D.load(spark, str(DATA / "diamonds.csv"), "csv", label="price"))
+    monkeypatch.setattr(D, "_arrow_rdd_blocks", lambda *args: None)
+    portable = D.load(spark, str(DATA / "diamonds.csv"), "csv", label="price")
+    model = L.LinearRegression().fit(portable)
+    np.testing.assert_array_equal(model.coefficients, fast.coefficients)
+    assert model.summary.std_errors == fast.summary.std_errors
