@@ -61,7 +61,7 @@ def fold_stats(data: BlockData, folds: int, depth: int = 2) -> tuple[list[st.Suf
     def merge(a, b):
         return [x.merge(y) for x, y in zip(a[0], b[0], strict=True)], a[1].merge(b[1])
 
-    data.blocks.persist()
+    data.cache()
     return tree_aggregate(data.blocks, zero, add, merge, depth)
 
 

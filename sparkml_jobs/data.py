@@ -134,10 +134,17 @@ def _arrow_rdd_blocks(selected: DataFrame, columns: list[str], has_ragged: bool,
     from pyspark import RDD
     from pyspark.serializers import NoOpSerializer
 
+    conf = selected.sparkSession.conf
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    previous = conf.get(key)
+    # the batch size is read when the RDD is built: keep wide batches within the block budget
+    conf.set(key, str(max(1, min(int(previous), block_rows))))
     try:
         jrdd = selected._jdf.toArrowBatchRdd().toJavaRDD()
     except Exception:  # py4j: no such method in this Spark version
         return None
+    finally:
+        conf.set(key, previous)
     fields = [(c, pa.float64()) for c in columns] + ([(RAGGED, pa.int32())] if has_ragged else [])
     schema = pa.schema(fields)
 
@@ -221,11 +228,17 @@ class BlockData:
         check_counts(counts, self.columns, self.source, self.frame, self.weight)
 
     def cache(self) -> BlockData:
-        self.blocks.persist()
+        """Persist the blocks (a no-op if the caller already did: then they stay the caller's)."""
+        if not self.blocks.is_cached:
+            self.blocks.persist()
+            self._persisted_here = True
         return self
 
     def unpersist(self) -> None:
-        self.blocks.unpersist()
+        """Drop the cache only if :meth:`cache` created it (a caller's own cache is kept)."""
+        if getattr(self, "_persisted_here", False):
+            self.blocks.unpersist()
+            self._persisted_here = False
 
 
 def check_counts(

@@ -259,7 +259,10 @@ def prepare(data: BlockData, distance: str):
         zero_norm = int((np.linalg.norm(values[:, :p], axis=1) == 0).sum()) if cosine else 0
         return x, w, counts, zero_norm
 
-    return data.blocks.map(to_points).persist()
+    points = data.blocks.map(to_points)
+    if data.blocks.is_cached and not cosine:
+        return points  # the caller's cache already holds the rows: no second copy
+    return points.persist()
 
 
 def validate(data: BlockData, points) -> int:

@@ -326,9 +326,11 @@ def aggregate_stats(data: BlockData, depth: int = 2) -> tuple[st.SufficientStats
     def merge(a, b):
         return a[0].merge(b[0]), a[1].merge(b[1])
 
-    data.blocks.persist()
+    data.cache()
     partial_bytes = 8 * width * (width + 1) // 2
     n_parts = data.blocks.getNumPartitions()
+    if partial_bytes > 64 * 2**20:  # wide: no shuffle of huge partials; the driver merges 2 at a time
+        return tree_aggregate(data.blocks, zero, add, merge, 1, stream=True)
     depth = max(depth, depth_for(partial_bytes, n_parts))
     return tree_aggregate(data.blocks, zero, add, merge, depth,
                           stream=partial_bytes * n_parts > 256 * 2**20)

@@ -8,6 +8,7 @@ LeVeque, so no raw ``Σ x²`` is ever formed and no variance is computed as ``E[
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,7 +48,7 @@ class SufficientStats:
 
     def __reduce__(self):
         # ship only the upper triangle of the symmetric co-moment: half the bytes per partial
-        upper = self.comoment[np.triu_indices(len(self.mean))]
+        upper = self.comoment[_upper(len(self.mean))]
         return _unpack_stats, (self.n, self.w_sum, self.mean, upper)
 
     @classmethod
@@ -99,10 +100,15 @@ class SufficientStats:
         return SufficientStats(n=n, w_sum=w_sum, mean=mean, comoment=comoment)
 
 
+@functools.lru_cache(maxsize=4)
+def _upper(m: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(m)
+
+
 def _unpack_stats(n: int, w_sum: float, mean: np.ndarray, upper: np.ndarray) -> SufficientStats:
     m = len(mean)
     comoment = np.zeros((m, m))
-    comoment[np.triu_indices(m)] = upper
+    comoment[_upper(m)] = upper
     comoment += np.triu(comoment, 1).T
     return SufficientStats(n=n, w_sum=w_sum, mean=mean, comoment=comoment)
 
