@@ -123,11 +123,13 @@ def initial_centres(path: Path, k: int, seed: int = SEED) -> np.ndarray:
 
 def write_centres_csv(centres: np.ndarray, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as handle:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([f"f{j + 1}" for j in range(centres.shape[1])])
         for row in centres:
             writer.writerow([repr(float(v)) for v in row])
+    os.replace(tmp, path)  # atomic: a concurrent run never reads half a file
     return path
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import sys
 import time
@@ -38,6 +39,9 @@ from benchmarks.common import BENCH, DATA, ROOT
 log = logging.getLogger("benchmarks")
 K = 10
 ITERS = 20
+# Logs, metrics and model outputs of this run's processes: one directory per run, so two runs at
+# the same time (another session's `make bench`) never read each other's files.
+RUN_DIR = DATA / "runs" / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -182,7 +186,7 @@ def e2e_commands(args, paths: dict) -> dict[str, dict[str, tuple[list[str], int]
     """{benchmark: {system: (argv, repeats)}}: every system as one fresh process."""
     py = sys.executable
     cli = str(Path(sys.executable).parent / "sparkml-jobs")
-    out = DATA / "out"
+    out = RUN_DIR / "out"
     lin, km, centres = str(paths["linreg"]), str(paths["kmeans"]), str(paths["centres"])
     master, dm = args.master, args.driver_memory
     r, r2 = args.repeats, args.secondary_repeats
@@ -292,17 +296,20 @@ def with_optional_modes(commands: dict) -> dict:
     """Our optional modes as extra systems: linreg --one-pass, k-means --mode barrier."""
     lin_cmd, lin_n = commands["linreg"]["ours"]
     commands["linreg"]["ours_onepass"] = (
-        [a.replace("ours-linreg", "ours-linreg-onepass") for a in lin_cmd] + ["--one-pass"], lin_n)
+        [a.replace("ours-linreg", "ours-linreg-onepass") for a in lin_cmd] + ["--one-pass"],
+        lin_n,
+    )
     km_cmd, km_n = commands["kmeans_given"]["ours"]
     commands["kmeans_given"]["ours_barrier"] = (
         [a.replace("ours-kmeans", "ours-kmeans-barrier") for a in km_cmd] + ["--mode", "barrier"],
-        km_n)
+        km_n,
+    )
     return commands
 
 
 def bench_e2e(args, paths: dict, results: dict) -> None:
     env = {"PYSPARK_SUBMIT_ARGS": f"--driver-memory {args.driver_memory} pyspark-shell"}
-    logs = DATA / "logs"
+    logs = RUN_DIR / "logs"
     section = results.setdefault("e2e", {})
     for bench, systems in with_optional_modes(e2e_commands(args, paths)).items():
         say(f"end-to-end: {bench}")
@@ -411,8 +418,13 @@ def bench_linreg(spark, args, paths: dict, results: dict) -> None:
         data.unpersist()
         return {"seconds": seconds, "loadavg_before": l0, "loadavg_after": l1}
 
-    systems = {"ours": ours, "ours_onepass": ours_onepass, "mllib": mllib, "numpy": numpy_ne,
-               "sklearn": sklearn}
+    systems = {
+        "ours": ours,
+        "ours_onepass": ours_onepass,
+        "mllib": mllib,
+        "numpy": numpy_ne,
+        "sklearn": sklearn,
+    }
     runs: dict[str, list] = {name: [] for name in systems}
     say(f"linreg fit on cached data ({len(x):,} x {len(features)})")
     for rep in range(args.repeats):
@@ -744,7 +756,7 @@ def bench_wide(args, results: dict) -> None:
         f"wide linear regression: {rows:,} x {p:,} (ours only, own process, limit "
         f"{args.wide_timeout:.0f} s)"
     )
-    metrics = DATA / "logs" / "wide.json"
+    metrics = RUN_DIR / "logs" / "wide.json"
     metrics.unlink(missing_ok=True)
     cmd = [
         sys.executable,
@@ -762,7 +774,7 @@ def bench_wide(args, results: dict) -> None:
         str(metrics),
     ]
     common.regression_parquet(rows, p, row_group_rows=1024, chunk_rows=2048)  # not timed
-    run = common.run_process(cmd, DATA / "logs" / "wide.log", timeout=args.wide_timeout)
+    run = common.run_process(cmd, RUN_DIR / "logs" / "wide.log", timeout=args.wide_timeout)
     section = {
         "rows": rows,
         "features": p,
@@ -776,7 +788,7 @@ def bench_wide(args, results: dict) -> None:
         section.setdefault(
             "error",
             f"process failed (exit code {run['exit_code']}): "
-            f"{_last_error(DATA / 'logs' / 'wide.log')}",
+            f"{_last_error(RUN_DIR / 'logs' / 'wide.log')}",
         )
     if run["timed_out"]:
         section.setdefault(
@@ -885,20 +897,47 @@ def evaluate_targets(results: dict) -> list[dict]:
         f"ours {_s(ours)}/iter (steady state {_s(steady)}) vs sklearn {_s(sk)}/iter",
     )
     for section, mode, other, label, limit in (
-        ("linreg_cached", "ours_onepass", "mllib", "linreg fit on cached data ≥10× faster than MLlib — one-pass fit", 0.1),
-        (("e2e", "linreg"), "ours_onepass", "mllib", "linreg end-to-end ≤0.5× MLlib — one-pass fit", 0.5),
-        (("e2e", "kmeans_given"), "ours_barrier", "mllib", "k-means 20 iterations end-to-end ≤0.5× MLlib (JVM RDD API) — barrier mode", 0.5),
+        (
+            "linreg_cached",
+            "ours_onepass",
+            "mllib",
+            "linreg fit on cached data ≥10× faster than MLlib — one-pass fit",
+            0.1,
+        ),
+        (
+            ("e2e", "linreg"),
+            "ours_onepass",
+            "mllib",
+            "linreg end-to-end ≤0.5× MLlib — one-pass fit",
+            0.5,
+        ),
+        (
+            ("e2e", "kmeans_given"),
+            "ours_barrier",
+            "mllib",
+            "k-means 20 iterations end-to-end ≤0.5× MLlib (JVM RDD API) — barrier mode",
+            0.5,
+        ),
     ):
         keys = section if isinstance(section, tuple) else (section,)
         ours = _get(results, *keys, mode, "median_s")
         ml = _get(results, *keys, other, "median_s")
-        add(label, None if not (ours and ml) else ours / ml, limit, f"ours/MLlib ≤ {limit:.2f}",
-            f"ours {_s(ours)} vs MLlib {_s(ml)}")
+        add(
+            label,
+            None if not (ours and ml) else ours / ml,
+            limit,
+            f"ours/MLlib ≤ {limit:.2f}",
+            f"ours {_s(ours)} vs MLlib {_s(ml)}",
+        )
     ours = _get(results, "kmeans_cached", "ours_barrier", "per_iter_s")
     sk = _get(results, "kmeans_cached", "sklearn", "per_iter_s")
-    add("k-means per-iteration time on cached data within 3× of scikit-learn — barrier mode",
-        None if not (ours and sk) else ours / sk, 3.0, "ours/sklearn ≤ 3 (fit time / iterations)",
-        f"ours {_s(ours)}/iter vs sklearn {_s(sk)}/iter (includes the one load of the data)")
+    add(
+        "k-means per-iteration time on cached data within 3× of scikit-learn — barrier mode",
+        None if not (ours and sk) else ours / sk,
+        3.0,
+        "ours/sklearn ≤ 3 (fit time / iterations)",
+        f"ours {_s(ours)}/iter vs sklearn {_s(sk)}/iter (includes the one load of the data)",
+    )
     for key, label in (
         ("ours_linreg_blocks", "linreg blocks"),
         ("ours_kmeans_blocks", "k-means blocks"),
@@ -1226,13 +1265,25 @@ def render(results: dict) -> str:
             ]
 
     modes = [
-        ("linreg fit on cached data, `--one-pass` (no residual pass)",
-         ("linreg_cached",), "ours_onepass", "ours"),
+        (
+            "linreg fit on cached data, `--one-pass` (no residual pass)",
+            ("linreg_cached",),
+            "ours_onepass",
+            "ours",
+        ),
         ("linreg end-to-end process, `--one-pass`", ("e2e", "linreg"), "ours_onepass", "ours"),
-        ("k-means 20 iterations on cached data, `--mode barrier`",
-         ("kmeans_cached",), "ours_barrier", "ours"),
-        ("k-means 20 iterations end-to-end process, `--mode barrier`",
-         ("e2e", "kmeans_given"), "ours_barrier", "ours"),
+        (
+            "k-means 20 iterations on cached data, `--mode barrier`",
+            ("kmeans_cached",),
+            "ours_barrier",
+            "ours",
+        ),
+        (
+            "k-means 20 iterations end-to-end process, `--mode barrier`",
+            ("e2e", "kmeans_given"),
+            "ours_barrier",
+            "ours",
+        ),
     ]
     mode_rows = []
     for label, keys, mode, default in modes:
@@ -1242,13 +1293,16 @@ def render(results: dict) -> str:
         t_default = _get(results, *keys, default, "median_s")
         ml = _get(results, *keys, "mllib", "median_s")
         sk = _get(results, *keys, "sklearn", "median_s")
-        mode_rows.append(f"| {label} | {_s(t_mode)} | {_s(t_default)} | {_s(ml)} | {_s(sk)} | "
-                         f"{_x(t_mode, ml)} | {_x(t_mode, sk)} |")
+        mode_rows.append(
+            f"| {label} | {_s(t_mode)} | {_s(t_default)} | {_s(ml)} | {_s(sk)} | "
+            f"{_x(t_mode, ml)} | {_x(t_mode, sk)} |"
+        )
     if mode_rows:
         lines += [
             "## Our optional modes (same run)",
             "",
-            "| | this mode | ours, default mode | MLlib | scikit-learn | mode/MLlib | mode/sklearn |",
+            "| | this mode | ours, default mode | MLlib | scikit-learn | mode/MLlib "
+            "| mode/sklearn |",
             "|---|---|---|---|---|---|---|",
             *mode_rows,
             "",
@@ -1273,6 +1327,11 @@ def render(results: dict) -> str:
         "workers, so it does not double count), polled from /proc every 0.1 s.",
         "",
     ]
+    notes = list(results.get("notes", []))
+    if (results.get("wide") or {}).get("note"):
+        notes.append("Wide row: " + results["wide"]["note"] + ".")
+    if notes:
+        lines += ["Notes:", "", *[f"- {n}" for n in notes], ""]
     return "\n".join(lines)
 
 

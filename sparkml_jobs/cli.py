@@ -45,7 +45,9 @@ def _float_list(text: str) -> list[float]:
     try:
         return [float(item) for item in _csv_list(text)]
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from exc
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, got {text!r}"
+        ) from exc
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -63,8 +65,11 @@ def _add_input(parser: argparse.ArgumentParser, label: bool) -> None:
     if label:
         parser.add_argument("--label", help="label column (libsvm: 'label')")
         parser.add_argument("--weight-col", help="column of non-negative row weights")
-    parser.add_argument("--features", type=_csv_list,
-                        help="comma-separated feature columns (default: all but label/weight)")
+    parser.add_argument(
+        "--features",
+        type=_csv_list,
+        help="comma-separated feature columns (default: all but label/weight)",
+    )
 
 
 def _add_output(parser: argparse.ArgumentParser) -> None:
@@ -73,8 +78,11 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_report(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--report", metavar="DIR",
-                        help="also write DIR/report.html with plots (needs the 'report' extra)")
+    parser.add_argument(
+        "--report",
+        metavar="DIR",
+        help="also write DIR/report.html with plots (needs the 'report' extra)",
+    )
 
 
 def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
@@ -88,17 +96,27 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     _add_input(fit, label=True)
     _add_output(fit)
     fit.add_argument("--no-intercept", dest="fit_intercept", action="store_false")
-    fit.add_argument("--reg-param", type=_float_list, default=[0.0],
-                     help="ridge penalty λ (default 0); a list a,b,c with --cv K picks the best")
+    fit.add_argument(
+        "--reg-param",
+        type=_float_list,
+        default=[0.0],
+        help="ridge penalty λ (default 0); a list a,b,c with --cv K picks the best",
+    )
     fit.add_argument("--cv", type=int, default=0, help="K-fold cross-validation of --reg-param")
     fit.add_argument("--on-singular", choices=["error", "drop"], default="error")
     fit.add_argument("--solver", choices=["auto", "cholesky", "tsqr"], default="auto")
-    fit.add_argument("--no-refine", dest="refine", action="store_false",
-                     help="skip the TSQR refinement pass")
-    fit.add_argument("--one-pass", dest="residual_pass", action="store_false",
-                     help="read the data once: SSR from the statistics, no MAE / residual plots")
+    fit.add_argument(
+        "--no-refine", dest="refine", action="store_false", help="skip the TSQR refinement pass"
+    )
+    fit.add_argument(
+        "--one-pass",
+        dest="residual_pass",
+        action="store_false",
+        help="read the data once: SSR from the statistics, no MAE / residual plots",
+    )
     update = linreg_actions.add_parser(
-        "update", help="add (--input) and/or remove (--subtract) data from a saved model")
+        "update", help="add (--input) and/or remove (--subtract) data from a saved model"
+    )
     update.add_argument("--model", required=True)
     update.add_argument("--input", help="new rows to add")
     update.add_argument("--subtract", help="rows to remove (e.g. a day that left the window)")
@@ -112,7 +130,9 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     predict.add_argument("--model", required=True)
     _add_input(predict, label=False)
     _add_output(predict)
-    evaluate = linreg_actions.add_parser("evaluate", help="metrics of a saved model on labelled data")
+    evaluate = linreg_actions.add_parser(
+        "evaluate", help="metrics of a saved model on labelled data"
+    )
     evaluate.add_argument("--model", required=True)
     _add_input(evaluate, label=True)
     actions.update({"linreg fit": fit, "linreg predict": predict, "linreg evaluate": evaluate})
@@ -124,8 +144,11 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     kfit.add_argument("--weight-col", help="column of non-negative row weights")
     _add_output(kfit)
     kfit.add_argument("--k", type=int, required=True)
-    kfit.add_argument("--init", default="k-means||",
-                      help="k-means|| (default) | k-means++ | random | PATH of a CSV of k centres")
+    kfit.add_argument(
+        "--init",
+        default="k-means||",
+        help="k-means|| (default) | k-means++ | random | PATH of a CSV of k centres",
+    )
     kfit.add_argument("--max-iter", type=int, default=20)
     kfit.add_argument("--tol", type=float, default=1e-4)
     kfit.add_argument("--seed", type=int, default=0)
@@ -133,9 +156,13 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     kfit.add_argument("--n-init", type=int, default=1)
     kfit.add_argument("--init-steps", type=int, default=2)
     kfit.add_argument("--checkpoint-dir", help="checkpoint the cached data there (cuts lineage)")
-    kfit.add_argument("--mode", choices=["broadcast", "barrier"], default="broadcast",
-                      help="broadcast: one job per iteration (default); barrier: all iterations "
-                           "in one barrier stage, data resident in the Python workers")
+    kfit.add_argument(
+        "--mode",
+        choices=["broadcast", "barrier"],
+        default="broadcast",
+        help="broadcast: one job per iteration (default); barrier: all iterations "
+        "in one barrier stage, data resident in the Python workers",
+    )
     _add_report(kfit)
     kpredict = kmeans_actions.add_parser("predict", help="assign clusters with a saved model")
     kpredict.add_argument("--model", required=True)
@@ -143,19 +170,22 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     _add_output(kpredict)
     actions.update({"kmeans fit": kfit, "kmeans predict": kpredict})
     ksweep = kmeans_actions.add_parser(
-        "sweep", help="fit every k of a range on one read of the data; recommend k")
+        "sweep", help="fit every k of a range on one read of the data; recommend k"
+    )
     _add_input(ksweep, label=False)
     ksweep.add_argument("--weight-col", help="column of non-negative row weights")
     _add_output(ksweep)
     ksweep.add_argument("--k", required=True, help="k values: a range 2..20 or a list 2,4,8")
-    ksweep.add_argument("--init", default="k-means||",
-                        help="k-means|| (default) | k-means++ | random")
+    ksweep.add_argument(
+        "--init", default="k-means||", help="k-means|| (default) | k-means++ | random"
+    )
     ksweep.add_argument("--max-iter", type=int, default=20)
     ksweep.add_argument("--tol", type=float, default=1e-4)
     ksweep.add_argument("--seed", type=int, default=0)
     ksweep.add_argument("--distance", choices=["euclidean", "cosine"], default="euclidean")
     kevaluate = kmeans_actions.add_parser(
-        "evaluate", help="cost and sampled silhouette of a saved model on data")
+        "evaluate", help="cost and sampled silhouette of a saved model on data"
+    )
     kevaluate.add_argument("--model", required=True)
     _add_input(kevaluate, label=False)
     kevaluate.add_argument("--weight-col", help="column of non-negative row weights")
@@ -225,16 +255,30 @@ def write_json(path: str | None, document: dict[str, Any]) -> None:
 def _session(args: argparse.Namespace):
     from sparkml_jobs.session import get_session
 
-    return get_session(args.master, app_name=f"sparkml-jobs {args.algo} {getattr(args, 'action', '')}")
+    return get_session(
+        args.master, app_name=f"sparkml-jobs {args.algo} {getattr(args, 'action', '')}"
+    )
 
 
-def _load(spark, args: argparse.Namespace, *, label: str | None, features: list[str] | None,
-          weight: str | None = None):
+def _load(
+    spark,
+    args: argparse.Namespace,
+    *,
+    label: str | None,
+    features: list[str] | None,
+    weight: str | None = None,
+):
     from sparkml_jobs import data
 
     return data.load(
-        spark, args.input, args.format, label=label, features=features, weight=weight,
-        delimiter=args.delimiter, num_partitions=args.partitions,
+        spark,
+        args.input,
+        args.format,
+        label=label,
+        features=features,
+        weight=weight,
+        delimiter=args.delimiter,
+        num_partitions=args.partitions,
     )
 
 
@@ -268,7 +312,7 @@ def _write_predictions(frame, output: str, overwrite: bool) -> None:
 
 
 def _validate_frame(spark, args, features: list[str]) -> Any:
-    """Read the input for scoring and check its feature columns (JVM-side counts, no Python pass)."""
+    """Read the input for scoring and check its feature columns (JVM-side counts only)."""
     from pyspark.sql import functions as F
 
     from sparkml_jobs import data
@@ -281,7 +325,11 @@ def _validate_frame(spark, args, features: list[str]) -> Any:
     for j, name in enumerate(features):
         typed = data.as_double(name)
         checks.append(F.sum(typed.isNull().cast("int")).alias(f"n{j}"))
-        checks.append(F.sum((F.isnan(typed) | F.abs(typed).eqNullSafe(float("inf"))).cast("int")).alias(f"f{j}"))
+        checks.append(
+            F.sum((F.isnan(typed) | F.abs(typed).eqNullSafe(float("inf"))).cast("int")).alias(
+                f"f{j}"
+            )
+        )
     row = frame.agg(*checks).first()
     import numpy as np
 
@@ -312,8 +360,11 @@ def linreg_fit(args: argparse.Namespace) -> dict[str, Any]:
     if len(args.reg_param) > 1 and args.cv < 2:
         raise InputError("a list of --reg-param values needs --cv K (K >= 2) to choose among them")
     estimator = linreg.LinearRegression(
-        fit_intercept=args.fit_intercept, reg_param=args.reg_param[0],
-        on_singular=args.on_singular, solver=args.solver, refine=args.refine,
+        fit_intercept=args.fit_intercept,
+        reg_param=args.reg_param[0],
+        on_singular=args.on_singular,
+        solver=args.solver,
+        refine=args.refine,
         residual_pass=args.residual_pass,
     )
     if args.label is None:
@@ -340,7 +391,9 @@ def linreg_update(args: argparse.Namespace) -> dict[str, Any]:
 
     persist.check_output(args.output, args.overwrite)
     if not args.input and not args.subtract:
-        raise InputError("linreg update needs --input (rows to add) and/or --subtract (rows to remove)")
+        raise InputError(
+            "linreg update needs --input (rows to add) and/or --subtract (rows to remove)"
+        )
     model = linreg.load_model(args.model)
     if model.label is None:
         raise InputError(f"model {args.model} has no label recorded")
@@ -349,9 +402,16 @@ def linreg_update(args: argparse.Namespace) -> dict[str, Any]:
     def part(path: str | None):
         if path is None:
             return None
-        return data.load(spark, path, args.format, label=model.label, features=model.features,
-                         weight=model.weight_col, delimiter=args.delimiter,
-                         num_partitions=args.partitions)
+        return data.load(
+            spark,
+            path,
+            args.format,
+            label=model.label,
+            features=model.features,
+            weight=model.weight_col,
+            delimiter=args.delimiter,
+            num_partitions=args.partitions,
+        )
 
     updated = linreg.update(model, part(args.input), part(args.subtract))
     linreg.save_model(updated, args.output, args.overwrite)
@@ -426,17 +486,31 @@ def kmeans_fit(args: argparse.Namespace) -> dict[str, Any]:
     given = args.init not in kmeans.INITS
     if given and not Path(args.init).exists():
         raise InputError(
-            f"--init must be one of {', '.join(kmeans.INITS)} or an existing CSV file, got {args.init!r}"
+            f"--init must be one of {', '.join(kmeans.INITS)} or an existing CSV file, "
+            f"got {args.init!r}"
         )
-    kmeans.KMeans(k=args.k, max_iter=args.max_iter, tol=args.tol, distance=args.distance,
-                  n_init=args.n_init, init_steps=args.init_steps)  # validate before starting Spark
+    kmeans.KMeans(
+        k=args.k,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        distance=args.distance,
+        n_init=args.n_init,
+        init_steps=args.init_steps,
+    )  # validate before starting Spark
     spark = _session(args)
     data = _load(spark, args, label=None, features=args.features, weight=args.weight_col)
     centers = read_centers_file(spark, args.init, data.features, args.k) if given else None
     estimator = kmeans.KMeans(
-        k=args.k, init="k-means||" if given else args.init, initial_centers=centers,
-        max_iter=args.max_iter, tol=args.tol, seed=args.seed, distance=args.distance,
-        n_init=args.n_init, init_steps=args.init_steps, mode=args.mode,
+        k=args.k,
+        init="k-means||" if given else args.init,
+        initial_centers=centers,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        seed=args.seed,
+        distance=args.distance,
+        n_init=args.n_init,
+        init_steps=args.init_steps,
+        mode=args.mode,
         checkpoint_dir=args.checkpoint_dir,
     )
     model = estimator.fit(data)
@@ -464,15 +538,23 @@ def kmeans_sweep(args: argparse.Namespace) -> dict[str, Any]:
 
     persist.check_output(args.output, args.overwrite)
     ks = sweep.parse_k_range(str(args.k))
-    kmeans.KMeans(k=ks[0], init=args.init, max_iter=args.max_iter, tol=args.tol,
-                  distance=args.distance)  # validate before starting Spark
+    kmeans.KMeans(
+        k=ks[0], init=args.init, max_iter=args.max_iter, tol=args.tol, distance=args.distance
+    )  # validate before starting Spark
     plots = visual.matplotlib_available()
     if not plots:
         log.info("no elbow plot: matplotlib is not installed (%s)", visual.INSTALL_HINT)
     spark = _session(args)
     data = _load(spark, args, label=None, features=args.features, weight=args.weight_col)
-    result = sweep.sweep(data, ks, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
-                         init=args.init, distance=args.distance)
+    result = sweep.sweep(
+        data,
+        ks,
+        seed=args.seed,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        init=args.init,
+        distance=args.distance,
+    )
     sweep.write_sweep(result, args.output, overwrite=args.overwrite, source=args.input, plots=plots)
     log.info("sweep written to %s", args.output)
     print(sweep.sweep_table(result))
@@ -549,8 +631,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # anything else: one line, the traceback only when asked for
         if verbose:
             log.exception("failed")
-        print(f"sparkml-jobs: failed: {type(exc).__name__}: {_one_line(exc)}"
-              + ("" if verbose else " (run with --verbose for the traceback)"), file=sys.stderr)
+        print(
+            f"sparkml-jobs: failed: {type(exc).__name__}: {_one_line(exc)}"
+            + ("" if verbose else " (run with --verbose for the traceback)"),
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
 
 

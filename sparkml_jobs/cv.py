@@ -38,7 +38,9 @@ def fold_of_rows(values: np.ndarray, folds: int) -> np.ndarray:
     return (h % np.uint64(folds)).astype(np.int64)
 
 
-def fold_stats(data: BlockData, folds: int, depth: int = 2) -> tuple[list[st.SufficientStats], Counts]:
+def fold_stats(
+    data: BlockData, folds: int, depth: int = 2
+) -> tuple[list[st.SufficientStats], Counts]:
     """The one pass: statistics of ``[x, y]`` per fold, and the validation counts."""
     width = data.n_features + 1
     label_index, weight_index = data.label_index, data.weight_index
@@ -53,7 +55,9 @@ def fold_stats(data: BlockData, folds: int, depth: int = 2) -> tuple[list[st.Suf
         w = values[:, weight_index] if weight_index is not None else None
         z = values[:, : label_index + 1]
         merged = [
-            acc[0][f].merge(st.SufficientStats.of_block(z[fold == f], None if w is None else w[fold == f]))
+            acc[0][f].merge(
+                st.SufficientStats.of_block(z[fold == f], None if w is None else w[fold == f])
+            )
             for f in range(folds)
         ]
         return merged, acc[1].merge(counts)
@@ -93,17 +97,24 @@ def cross_validate(
 ) -> CrossValidation:
     """Mean held-out squared error of every λ; the best is the smallest error (ties: larger λ)."""
     if any(f.w_sum <= 0 for f in per_fold):
-        raise InputError(f"a cross-validation fold is empty: too few rows for {len(per_fold)} folds")
+        raise InputError(
+            f"a cross-validation fold is empty: too few rows for {len(per_fold)} folds"
+        )
     mse = []
     total_w = sum(f.w_sum for f in per_fold)
     for lam in reg_params:
         sse = 0.0
         for k, held in enumerate(per_fold):
             train = reduce(st.SufficientStats.merge, [f for j, f in enumerate(per_fold) if j != k])
-            sol = st.solve(train, fit_intercept=fit_intercept, reg_param=lam,
-                           on_singular="drop", names=names)
+            sol = st.solve(
+                train, fit_intercept=fit_intercept, reg_param=lam, on_singular="drop", names=names
+            )
             sse += held_out_sse(held, sol)
         mse.append(sse / total_w)
     order = sorted(range(len(reg_params)), key=lambda i: (mse[i], -reg_params[i]))
-    return CrossValidation(folds=len(per_fold), reg_params=list(reg_params), cv_mse=mse,
-                           best_reg_param=reg_params[order[0]])
+    return CrossValidation(
+        folds=len(per_fold),
+        reg_params=list(reg_params),
+        cv_mse=mse,
+        best_reg_param=reg_params[order[0]],
+    )

@@ -48,7 +48,9 @@ class Block:
     ragged: int = 0
 
 
-def encode_block(values: np.ndarray, nulls: np.ndarray, nonfinite: np.ndarray, ragged: int) -> bytes:
+def encode_block(
+    values: np.ndarray, nulls: np.ndarray, nonfinite: np.ndarray, ragged: int
+) -> bytes:
     """Pack a block into one float64 buffer: [rows, cols, ragged, nulls…, nonfinite…, values…]."""
     rows, cols = values.shape
     header = np.concatenate([[rows, cols, ragged], nulls, nonfinite]).astype(np.float64)
@@ -94,7 +96,9 @@ def batches_to_block(batches: list[pa.RecordBatch], columns: list[str], has_ragg
     return Block(values=values, nulls=nulls, nonfinite=nonfinite, ragged=ragged)
 
 
-def group_batches(batches: Iterator[pa.RecordBatch], block_rows: int) -> Iterator[list[pa.RecordBatch]]:
+def group_batches(
+    batches: Iterator[pa.RecordBatch], block_rows: int
+) -> Iterator[list[pa.RecordBatch]]:
     """Consecutive Arrow batches grouped until they hold at least ``block_rows`` rows."""
     pending: list[pa.RecordBatch] = []
     rows = 0
@@ -205,7 +209,9 @@ class BlockData:
     label: str | None = None
     weight: str | None = None
     source: str = "<memory>"
-    frame: DataFrame | None = field(default=None, repr=False)  # the typed selection, for diagnostics
+    frame: DataFrame | None = field(
+        default=None, repr=False
+    )  # the typed selection, for diagnostics
 
     @property
     def columns(self) -> list[str]:
@@ -349,9 +355,7 @@ def read_source(
         if width is None:
             raise InputError(f"{path}: empty input (no rows)")
         array = vector_to_array("features")
-        return frame.select(
-            F.col("label"), *[array[i].alias(f"f{i + 1}") for i in range(width)]
-        )
+        return frame.select(F.col("label"), *[array[i].alias(f"f{i + 1}") for i in range(width)])
     except InputError:
         raise
     except Exception as exc:  # Spark's reader errors: corrupt files, unreadable schema, …
@@ -408,7 +412,7 @@ def resolve_columns(
 
 
 def as_double(name: str) -> F.Column:
-    """Cast a column to double in the JVM; text that is not a number becomes null (counted later)."""
+    """Cast a column to double in the JVM; text that is not a number becomes null (counted)."""
     return F.col(f"`{name}`").try_cast("double")
 
 
@@ -483,7 +487,7 @@ def from_numpy(
     blocks_per_partition: int = 1,
     features: list[str] | None = None,
 ) -> BlockData:
-    """In-memory arrays → :class:`BlockData` with explicit, deterministic slices (tests, notebooks)."""
+    """In-memory arrays → :class:`BlockData` in explicit, deterministic slices (tests)."""
     x = np.asarray(x, dtype=np.float64)
     parts = [x] + [np.asarray(a, dtype=np.float64)[:, None] for a in (y, w) if a is not None]
     values = np.hstack(parts)

@@ -38,8 +38,11 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     print(report.kmeans_table(km))
     print(f"\nmodels saved under {out}")
     pages = write_reports(lin, km, out, sources={"linreg": diamonds, "kmeans": iris})
-    return {"linreg": report.linreg_metrics(lin), "kmeans": report.kmeans_metrics(km),
-            "reports": {name: str(page) for name, page in pages.items()}}
+    return {
+        "linreg": report.linreg_metrics(lin),
+        "kmeans": report.kmeans_metrics(km),
+        "reports": {name: str(page) for name, page in pages.items()},
+    }
 
 
 def write_reports(lin, km, out: Path, sources: dict[str, Path]) -> dict[str, Path]:
@@ -50,10 +53,12 @@ def write_reports(lin, km, out: Path, sources: dict[str, Path]) -> dict[str, Pat
         print(f"reports skipped: matplotlib is not installed ({visual.INSTALL_HINT})")
         return {}
     pages = {
-        "linreg": visual.linreg_report(lin, out / "linreg-report", source=str(sources["linreg"]),
-                                       overwrite=True),
-        "kmeans": visual.kmeans_report(km, out / "kmeans-report", source=str(sources["kmeans"]),
-                                       overwrite=True),
+        "linreg": visual.linreg_report(
+            lin, out / "linreg-report", source=str(sources["linreg"]), overwrite=True
+        ),
+        "kmeans": visual.kmeans_report(
+            km, out / "kmeans-report", source=str(sources["kmeans"]), overwrite=True
+        ),
     }
     for name, page in pages.items():
         print(f"{name} report: {page}")

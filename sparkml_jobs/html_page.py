@@ -71,14 +71,16 @@ class Section:
 
 def _table_html(table: Table) -> str:
     head = "".join(
-        f'<th{"" if j == 0 else " class=num"}>{html.escape(h)}</th>'
+        f"<th{'' if j == 0 else ' class=num'}>{html.escape(h)}</th>"
         for j, h in enumerate(table.headers)
     )
     body = "".join(
-        "<tr>" + "".join(
-            f'<td{"" if j == 0 else " class=num"}>{html.escape(cell)}</td>'
+        "<tr>"
+        + "".join(
+            f"<td{'' if j == 0 else ' class=num'}>{html.escape(cell)}</td>"
             for j, cell in enumerate(row)
-        ) + "</tr>"
+        )
+        + "</tr>"
         for row in table.rows
     )
     caption = f"<caption>{html.escape(table.caption)}</caption>" if table.caption else ""
@@ -92,17 +94,22 @@ def _table_html(table: Table) -> str:
 def _section_html(section: Section) -> str:
     parts = []
     if section.image:
-        caption = (f"<figcaption>{html.escape(section.caption)}</figcaption>"
-                   if section.caption else "")
-        parts.append(f'<figure><img src="{html.escape(section.image)}" '
-                     f'alt="{html.escape(section.alt or section.title)}">{caption}</figure>')
+        caption = (
+            f"<figcaption>{html.escape(section.caption)}</figcaption>" if section.caption else ""
+        )
+        parts.append(
+            f'<figure><img src="{html.escape(section.image)}" '
+            f'alt="{html.escape(section.alt or section.title)}">{caption}</figure>'
+        )
     elif section.caption:
         parts.append(f'<p class="note">{html.escape(section.caption)}</p>')
     if section.tables:
         parts.append('<div class="tables">' + "".join(map(_table_html, section.tables)) + "</div>")
     layout = "row" if len(parts) == 2 and not section.stack else "row stack"
-    return (f"<section><h2>{html.escape(section.title)}</h2>"
-            f'<div class="{layout}">{"".join(parts)}</div></section>')
+    return (
+        f"<section><h2>{html.escape(section.title)}</h2>"
+        f'<div class="{layout}">{"".join(parts)}</div></section>'
+    )
 
 
 def render_page(title: str, lines: list[str], sections: list[Section]) -> str:
@@ -129,8 +136,9 @@ def write_into(directory: Path, title: str, lines: list[str], sections: list[Sec
     return page
 
 
-def write_report(path: str | Path, title: str, lines: list[str], sections: list[Section],
-                 overwrite: bool = False) -> Path:
+def write_report(
+    path: str | Path, title: str, lines: list[str], sections: list[Section], overwrite: bool = False
+) -> Path:
     """Write the page and its PNGs to the directory ``path`` atomically (``_SUCCESS`` when done)."""
     with atomic_output(path, overwrite) as tmp:
         write_into(tmp, title, lines, sections)

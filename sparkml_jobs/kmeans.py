@@ -136,10 +136,16 @@ class KMeans:
     def __post_init__(self) -> None:
         checks = [
             (isinstance(self.k, int) and self.k >= 1, f"k must be an integer >= 1, got {self.k!r}"),
-            (self.init in INITS, f"init must be one of {', '.join(INITS)} or a file, got {self.init!r}"),
+            (
+                self.init in INITS,
+                f"init must be one of {', '.join(INITS)} or a file, got {self.init!r}",
+            ),
             (self.max_iter >= 1, f"max_iter must be >= 1, got {self.max_iter!r}"),
             (self.tol >= 0, f"tol must be >= 0, got {self.tol!r}"),
-            (self.distance in DISTANCES, f"distance must be one of {DISTANCES}, got {self.distance!r}"),
+            (
+                self.distance in DISTANCES,
+                f"distance must be one of {DISTANCES}, got {self.distance!r}",
+            ),
             (self.n_init >= 1, f"n_init must be >= 1, got {self.n_init!r}"),
             (self.init_steps >= 1, f"init_steps must be >= 1, got {self.init_steps!r}"),
             (self.mode in MODES, f"mode must be one of {', '.join(MODES)}, got {self.mode!r}"),
@@ -185,11 +191,18 @@ class KMeans:
 
         Lets several fits share one read of the data (the k sweep); the caller unpersists.
         """
-        runs = [self._fit_once(points, data.n_features, n_rows, self.seed + i)
-                for i in range(self.n_init)]
+        runs = [
+            self._fit_once(points, data.n_features, n_rows, self.seed + i)
+            for i in range(self.n_init)
+        ]
         centers, summary, sample = min(runs, key=lambda run: run[1].cost)
-        return KMeansModel(features=data.features, centers=centers, params=self.params(),
-                           summary=summary, sample=sample)
+        return KMeansModel(
+            features=data.features,
+            centers=centers,
+            params=self.params(),
+            summary=summary,
+            sample=sample,
+        )
 
     def _fit_once(self, points, d: int, n_rows: int, seed: int):
         """One run from one initialisation: (centres, summary, (sample points, labels))."""
@@ -201,30 +214,46 @@ class KMeans:
         else:
             centers = initialise(points, self.k, d, self.init, seed, self.init_steps)
             centers = ensure_distinct(points, centers, self.k)
-        state = kk.LloydState(centers=centers, max_iter=self.max_iter, tol=self.tol,
-                              cosine=cosine)
+        state = kk.LloydState(centers=centers, max_iter=self.max_iter, tol=self.tol, cosine=cosine)
         stride = max(1, n_rows // SAMPLE_ROWS)
         if self.mode == "barrier":
             from sparkml_jobs.kmeans_barrier import run_barrier
 
             final = run_barrier(points, state, self.k, self.chunk_rows, stride)
             for entry in state.history:
-                log.info("iteration %d: cost %.6g shift %.3g (barrier mode)", entry["iteration"],
-                         entry["cost"], entry["shift"])
+                log.info(
+                    "iteration %d: cost %.6g shift %.3g (barrier mode)",
+                    entry["iteration"],
+                    entry["cost"],
+                    entry["shift"],
+                )
         else:
             started = time.perf_counter()
             while not state.done:
-                entry = state.advance(lloyd_step(sc, points, state.centers, self.k, self.chunk_rows))
+                entry = state.advance(
+                    lloyd_step(sc, points, state.centers, self.k, self.chunk_rows)
+                )
                 elapsed = time.perf_counter() - started
                 empty = entry["empty"]
-                log.info("iteration %d: cost %.6g shift %.3g%s (%.1fs)", entry["iteration"],
-                         entry["cost"], entry["shift"], f" reseeded {empty}" if empty else "",
-                         elapsed,
-                         extra=progress.fields(entry["iteration"], self.max_iter,
-                                               label=f"k-means k={self.k}", elapsed=elapsed,
-                                               cost=entry["cost"], shift=entry["shift"]))
-            final = lloyd_step(sc, points, state.centers, self.k, self.chunk_rows,
-                               sample_stride=stride)
+                log.info(
+                    "iteration %d: cost %.6g shift %.3g%s (%.1fs)",
+                    entry["iteration"],
+                    entry["cost"],
+                    entry["shift"],
+                    f" reseeded {empty}" if empty else "",
+                    elapsed,
+                    extra=progress.fields(
+                        entry["iteration"],
+                        self.max_iter,
+                        label=f"k-means k={self.k}",
+                        elapsed=elapsed,
+                        cost=entry["cost"],
+                        shift=entry["shift"],
+                    ),
+                )
+            final = lloyd_step(
+                sc, points, state.centers, self.k, self.chunk_rows, sample_stride=stride
+            )
         centers, n_iter, converged = state.centers, state.n_iter, state.converged
         history, reseeded = state.history, state.reseeded
         summary = KMeansSummary(
@@ -280,8 +309,12 @@ def validate(data: BlockData, points) -> int:
             f"{data.source}: {zero_norm} of {counts.rows} rows are all zeros, "
             "which have no direction for the cosine distance"
         )
-    log.info("loaded %d rows x %d features (%d partitions)", counts.rows, data.n_features,
-             points.getNumPartitions())
+    log.info(
+        "loaded %d rows x %d features (%d partitions)",
+        counts.rows,
+        data.n_features,
+        points.getNumPartitions(),
+    )
     return counts.rows
 
 
@@ -294,8 +327,9 @@ def lloyd_step(
 
     def add(acc: kk.ClusterPartial, item) -> kk.ClusterPartial:
         x, w = item[0], item[1]
-        part = kk.lloyd_partial(x, broadcast.value, w, keep_far=k, chunk_rows=chunk_rows,
-                                sample_stride=sample_stride)
+        part = kk.lloyd_partial(
+            x, broadcast.value, w, keep_far=k, chunk_rows=chunk_rows, sample_stride=sample_stride
+        )
         return acc.merge(part)
 
     try:
@@ -349,7 +383,9 @@ def cost_to(sc, points, centers: np.ndarray) -> float:
         broadcast.destroy()
 
 
-def sample_by_cost(points, centers: np.ndarray, factor: float, total: float, seed: int, round_: int):
+def sample_by_cost(
+    points, centers: np.ndarray, factor: float, total: float, seed: int, round_: int
+):
     """k-means|| oversampling: keep each row with probability min(1, factor · w·d² / total)."""
     sc = points.context
     broadcast = sc.broadcast(centers)
@@ -487,7 +523,9 @@ def load_model(path: str) -> KMeansModel:
     doc, where = persist.read_model_dir(path, KIND)
     features = persist.string_list(doc.get("features"), where, "features")
     rows = doc.get("centers")
-    persist.require(isinstance(rows, list) and len(rows) >= 1, where, "'centers' must be a list of rows")
+    persist.require(
+        isinstance(rows, list) and len(rows) >= 1, where, "'centers' must be a list of rows"
+    )
     for row in rows:
         persist.float_list(row, len(features), where, "centers")
     centers = np.array(rows, dtype=np.float64)
@@ -497,7 +535,9 @@ def load_model(path: str) -> KMeansModel:
     params = doc.get("params")
     persist.require(isinstance(params, dict), where, "'params' must be an object")
     persist.require(params.get("k") == len(centers), where, "'params.k' does not match the centres")
-    persist.require(params.get("distance", "euclidean") in DISTANCES, where, "unknown 'params.distance'")
+    persist.require(
+        params.get("distance", "euclidean") in DISTANCES, where, "unknown 'params.distance'"
+    )
     summary = None
     if isinstance(doc.get("summary"), dict):
         try:

@@ -1,7 +1,8 @@
 """k-means in Spark's barrier execution mode: all Lloyd iterations inside one stage.
 
 The cached point blocks are spread over as many partitions as there are task slots (one
-shuffle when there are more partitions than slots — barrier stages refuse ``coalesce``); each barrier task reads its partition once and keeps it in memory, then every
+shuffle when there are more partitions than slots — barrier stages refuse ``coalesce``);
+each barrier task reads its partition once and keeps it in memory, then every
 iteration computes its :class:`~sparkml_jobs.kmeans_kernels.ClusterPartial`, exchanges it with all
 the other tasks through ``BarrierTaskContext.allGather`` (a few kB each), merges the partials in
 partition order and advances the same :class:`~sparkml_jobs.kmeans_kernels.LloydState` — so every
@@ -25,10 +26,16 @@ def encode_partial(index: int, partial: kk.ClusterPartial) -> bytes:
     """A partial as bytes: float64 header + arrays (no pickle)."""
     k, d = partial.sums.shape
     m = len(partial.far_d2)
-    flat = np.concatenate([
-        [index, k, d, m, partial.cost], partial.sums.ravel(), partial.weights,
-        partial.counts.astype(np.float64), partial.far_d2, partial.far_points.ravel(),
-    ])
+    flat = np.concatenate(
+        [
+            [index, k, d, m, partial.cost],
+            partial.sums.ravel(),
+            partial.weights,
+            partial.counts.astype(np.float64),
+            partial.far_d2,
+            partial.far_points.ravel(),
+        ]
+    )
     return flat.astype(np.float64).tobytes()
 
 
@@ -42,8 +49,9 @@ def decode_partial(payload: bytes) -> tuple[int, kk.ClusterPartial]:
     weights, counts = flat[at : at + k], flat[at + k : at + 2 * k].astype(np.int64)
     at += 2 * k
     far_d2, far_points = flat[at : at + m], flat[at + m : at + m + m * d].reshape(m, d)
-    return index, kk.ClusterPartial(sums.copy(), weights.copy(), counts, cost, far_d2.copy(),
-                                    far_points.copy())
+    return index, kk.ClusterPartial(
+        sums.copy(), weights.copy(), counts, cost, far_d2.copy(), far_points.copy()
+    )
 
 
 class Exchange:
@@ -128,15 +136,18 @@ def task_slots(sc) -> int:
     return max(1, int(sc.defaultParallelism))
 
 
-def run_barrier(points, state: kk.LloydState, k: int, chunk_rows: int, stride: int) -> kk.ClusterPartial:
+def run_barrier(
+    points, state: kk.LloydState, k: int, chunk_rows: int, stride: int
+) -> kk.ClusterPartial:
     """Run every remaining iteration of ``state`` in one barrier stage; returns the final partial
     (assignment to the final centres, with the plot sample) and updates ``state`` in place."""
     sc = points.context
     slots = task_slots(sc)
     # barrier stages refuse coalesce(); more partitions than slots need one shuffle (done once)
     rdd = points if points.getNumPartitions() <= slots else points.repartition(slots)
-    start = kk.LloydState(centers=state.centers, max_iter=state.max_iter, tol=state.tol,
-                          cosine=state.cosine)
+    start = kk.LloydState(
+        centers=state.centers, max_iter=state.max_iter, tol=state.tol, cosine=state.cosine
+    )
     n_tasks = rdd.getNumPartitions()
     token = os.urandom(16)
 
@@ -146,16 +157,29 @@ def run_barrier(points, state: kk.LloydState, k: int, chunk_rows: int, stride: i
         context = BarrierTaskContext.get()
         channel = Exchange(context, index, n_tasks, token)
         resident = [(np.ascontiguousarray(x), w) for x, w, *_ in items]
-        lloyd = kk.LloydState(centers=start.centers.copy(), max_iter=start.max_iter,
-                              tol=start.tol, cosine=start.cosine)
+        lloyd = kk.LloydState(
+            centers=start.centers.copy(),
+            max_iter=start.max_iter,
+            tol=start.tol,
+            cosine=start.cosine,
+        )
         d = lloyd.centers.shape[1]
 
         def exchange(sample_stride: int = 0) -> tuple[kk.ClusterPartial, kk.ClusterPartial]:
             """(this task's partial, the merged partial of all tasks, in partition order)."""
             mine = reduce(
                 kk.ClusterPartial.merge,
-                (kk.lloyd_partial(x, lloyd.centers, w, keep_far=k, chunk_rows=chunk_rows,
-                                  sample_stride=sample_stride) for x, w in resident),
+                (
+                    kk.lloyd_partial(
+                        x,
+                        lloyd.centers,
+                        w,
+                        keep_far=k,
+                        chunk_rows=chunk_rows,
+                        sample_stride=sample_stride,
+                    )
+                    for x, w in resident
+                ),
                 kk.ClusterPartial.zero(k, d),
             )
             messages = channel.all_gather(encode_partial(index, mine))
@@ -166,14 +190,23 @@ def run_barrier(points, state: kk.LloydState, k: int, chunk_rows: int, stride: i
             lloyd.advance(exchange()[1])
         mine, final = exchange(stride)  # the plot sample stays per task; sizes and cost are global
         channel.close()
-        yield index, lloyd.centers, lloyd.history, lloyd.reseeded, lloyd.converged, final, (
-            mine.sample_points, mine.sample_labels)
+        yield (
+            index,
+            lloyd.centers,
+            lloyd.history,
+            lloyd.reseeded,
+            lloyd.converged,
+            final,
+            (mine.sample_points, mine.sample_labels),
+        )
 
     try:
         results = sorted(rdd.barrier().mapPartitionsWithIndex(run).collect(), key=lambda r: r[0])
     except Exception as exc:
         if "barrier" in str(exc).lower() and "slots" in str(exc).lower():
-            raise InputError(f"barrier mode needs {rdd.getNumPartitions()} free task slots: {exc}") from exc
+            raise InputError(
+                f"barrier mode needs {rdd.getNumPartitions()} free task slots: {exc}"
+            ) from exc
         raise
     _, centers, history, reseeded, converged, final, _ = results[0]
     state.centers, state.history, state.reseeded = centers, history, reseeded
@@ -181,5 +214,13 @@ def run_barrier(points, state: kk.LloydState, k: int, chunk_rows: int, stride: i
     samples = [r[6] for r in results if r[6][0] is not None]
     sample_points = np.vstack([s[0] for s in samples]) if samples else None
     sample_labels = np.concatenate([s[1] for s in samples]) if samples else None
-    return kk.ClusterPartial(final.sums, final.weights, final.counts, final.cost, final.far_d2,
-                             final.far_points, sample_points, sample_labels)
+    return kk.ClusterPartial(
+        final.sums,
+        final.weights,
+        final.counts,
+        final.cost,
+        final.far_d2,
+        final.far_points,
+        sample_points,
+        sample_labels,
+    )

@@ -62,15 +62,21 @@ class ClusterPartial:
 
     @classmethod
     def zero(cls, k: int, d: int) -> ClusterPartial:
-        return cls(np.zeros((k, d)), np.zeros(k), np.zeros(k, np.int64), 0.0,
-                   np.zeros(0), np.zeros((0, d)))
+        return cls(
+            np.zeros((k, d)), np.zeros(k), np.zeros(k, np.int64), 0.0, np.zeros(0), np.zeros((0, d))
+        )
 
     def _merged_sample(self, other: ClusterPartial):
         if self.sample_points is None or other.sample_points is None:
-            return (self.sample_points, self.sample_labels) if other.sample_points is None else (
-                other.sample_points, other.sample_labels)
-        return (np.vstack([self.sample_points, other.sample_points]),
-                np.concatenate([self.sample_labels, other.sample_labels]))
+            return (
+                (self.sample_points, self.sample_labels)
+                if other.sample_points is None
+                else (other.sample_points, other.sample_labels)
+            )
+        return (
+            np.vstack([self.sample_points, other.sample_points]),
+            np.concatenate([self.sample_labels, other.sample_labels]),
+        )
 
     def merge(self, other: ClusterPartial) -> ClusterPartial:
         keep = max(len(self.far_d2), len(other.far_d2))
@@ -162,7 +168,10 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
 
 
 def kmeans_plus_plus(
-    points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator,
+    points: np.ndarray,
+    weights: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
     n_trials: int | None = None,
 ) -> np.ndarray:
     """Weighted *greedy* k-means++ seeding on an in-memory array.
@@ -237,8 +246,11 @@ class LloydState:
         updated, empty = new_centers(partial, self.centers, normalize=self.cosine)
         shift = float(np.sqrt(((updated - self.centers) ** 2).sum(axis=1)).max())
         self.n_iter += 1
-        entry = {"iteration": self.n_iter, "cost": partial.cost / 2.0 if self.cosine else partial.cost,
-                 "shift": shift}
+        entry = {
+            "iteration": self.n_iter,
+            "cost": partial.cost / 2.0 if self.cosine else partial.cost,
+            "shift": shift,
+        }
         self.history.append(entry)
         self.reseeded += [{"iteration": self.n_iter, "cluster": j} for j in empty]
         self.centers = updated

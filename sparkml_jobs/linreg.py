@@ -8,8 +8,8 @@ the cached blocks computes the residual sums exactly (SSR and MAE), which the st
 from __future__ import annotations
 
 import logging
-from functools import reduce
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any
 
 import numpy as np
@@ -80,7 +80,9 @@ class LinearRegressionModel:
         return evaluate(self, data)
 
 
-def score_frame(frame: DataFrame, features: list[str], score, output_col: str, output_type) -> DataFrame:
+def score_frame(
+    frame: DataFrame, features: list[str], score, output_col: str, output_type
+) -> DataFrame:
     """Append ``score(x_block)`` to every row of ``frame`` in one ``mapInArrow`` (row order kept).
 
     The feature columns are cast to double in the JVM, then scored block by block in numpy.
@@ -93,16 +95,25 @@ def score_frame(frame: DataFrame, features: list[str], score, output_col: str, o
         )
     inputs = frame.columns
     hidden = [f"__x{j}" for j in range(len(features))]
-    typed = frame.select(*inputs, *[as_double(c).alias(h) for c, h in zip(features, hidden, strict=True)])
+    typed = frame.select(
+        *inputs, *[as_double(c).alias(h) for c, h in zip(features, hidden, strict=True)]
+    )
     out_fields = [f for f in frame.schema.fields] + [T.StructField(output_col, output_type)]
     if isinstance(output_type, T.StructType):
         out_fields = [f for f in frame.schema.fields] + list(output_type.fields)
 
     def apply(batches):
         for batch in batches:
-            x = np.column_stack(
-                [batch.column(h).fill_null(np.nan).to_numpy(zero_copy_only=False) for h in hidden]
-            ) if hidden else np.zeros((batch.num_rows, 0))
+            x = (
+                np.column_stack(
+                    [
+                        batch.column(h).fill_null(np.nan).to_numpy(zero_copy_only=False)
+                        for h in hidden
+                    ]
+                )
+                if hidden
+                else np.zeros((batch.num_rows, 0))
+            )
             scored = score(x.reshape(batch.num_rows, len(hidden)))
             kept = [batch.column(c) for c in inputs]
             if isinstance(scored, dict):
@@ -193,8 +204,9 @@ class LinearRegression:
         try:
             per_fold, counts = cv.fold_stats(data, folds, self.tree_depth)
             data.check(counts)
-            result = cv.cross_validate(per_fold, reg_params, fit_intercept=self.fit_intercept,
-                                       names=data.features)
+            result = cv.cross_validate(
+                per_fold, reg_params, fit_intercept=self.fit_intercept, names=data.features
+            )
             for lam, err in zip(result.reg_params, result.cv_mse, strict=True):
                 log.info("cv: reg_param %g: held-out mse %.6g", lam, err)
             best = LinearRegression(**{**self.params(), "reg_param": result.best_reg_param})
@@ -202,11 +214,14 @@ class LinearRegression:
             model = best._fit(data, stats)
         finally:
             data.unpersist()
-        summary = LinearRegressionSummary(**{**model.summary.to_dict(),
-                                             "cross_validation": result.to_dict()})
+        summary = LinearRegressionSummary(
+            **{**model.summary.to_dict(), "cross_validation": result.to_dict()}
+        )
         return LinearRegressionModel(**{**model.__dict__, "summary": summary})
 
-    def _fit(self, data: BlockData, stats: st.SufficientStats | None = None) -> LinearRegressionModel:
+    def _fit(
+        self, data: BlockData, stats: st.SufficientStats | None = None
+    ) -> LinearRegressionModel:
         if stats is None:
             stats, counts = aggregate_stats(data, self.tree_depth)
             data.check(counts)
@@ -217,8 +232,12 @@ class LinearRegression:
         if solver == "auto":
             solver = "cholesky" if condition <= AUTO_CONDITION_LIMIT else "tsqr"
             log.info("scaled Gram condition number %.3g: solver %s", condition, solver)
-        options = dict(fit_intercept=self.fit_intercept, reg_param=self.reg_param,
-                       on_singular=self.on_singular, names=data.features)
+        options = dict(
+            fit_intercept=self.fit_intercept,
+            reg_param=self.reg_param,
+            on_singular=self.on_singular,
+            names=data.features,
+        )
         precise = solver == "tsqr"
         if solver == "cholesky":
             sol = st.solve(stats, **options)
@@ -226,8 +245,14 @@ class LinearRegression:
             factor = aggregate_r(data, self.fit_intercept, self.tree_depth)
             sol, _ = qr.solve_r(factor, w_sum=stats.w_sum, **options)
             if self.refine and self.reg_param == 0:
-                gradient = residual_pass(sol, data, stats.n, precise=True, gradient=True,
-                                        fit_intercept=self.fit_intercept).gradient
+                gradient = residual_pass(
+                    sol,
+                    data,
+                    stats.n,
+                    precise=True,
+                    gradient=True,
+                    fit_intercept=self.fit_intercept,
+                ).gradient
                 sol = qr.refine(sol, factor, gradient, self.fit_intercept)
                 log.info("refinement pass done")
         log.info("solved (%s)", solver)
@@ -235,10 +260,18 @@ class LinearRegression:
             residuals = residual_pass(sol, data, stats.n, precise=precise, depth=self.tree_depth)
             log.info("residual pass done")
         else:  # one pass in all: SSR from the centred statistics, no MAE, no residual sample
-            residuals = ResidualSums(st.residual_sum_of_squares(stats, sol, self.fit_intercept),
-                                     float("nan"))
-        summary = make_summary(stats, sol, residuals, self.fit_intercept, data.features,
-                               solver=solver, condition=condition)
+            residuals = ResidualSums(
+                st.residual_sum_of_squares(stats, sol, self.fit_intercept), float("nan")
+            )
+        summary = make_summary(
+            stats,
+            sol,
+            residuals,
+            self.fit_intercept,
+            data.features,
+            solver=solver,
+            condition=condition,
+        )
         return LinearRegressionModel(
             features=data.features,
             label=data.label,
@@ -279,14 +312,30 @@ def update(
         log.info("%s %d rows from %s", "added" if sign > 0 else "removed", part.n, data.source)
     params = {k: v for k, v in model.params.items() if k in LinearRegression.__dataclass_fields__}
     estimator = LinearRegression(**params)
-    sol = st.solve(stats, fit_intercept=estimator.fit_intercept, reg_param=estimator.reg_param,
-                   on_singular=estimator.on_singular, names=model.features)
+    sol = st.solve(
+        stats,
+        fit_intercept=estimator.fit_intercept,
+        reg_param=estimator.reg_param,
+        on_singular=estimator.on_singular,
+        names=model.features,
+    )
     ssr = st.residual_sum_of_squares(stats, sol, estimator.fit_intercept)
-    summary = make_summary(stats, sol, ResidualSums(ssr, float("nan")), estimator.fit_intercept,
-                           model.features, solver="cholesky")
+    summary = make_summary(
+        stats,
+        sol,
+        ResidualSums(ssr, float("nan")),
+        estimator.fit_intercept,
+        model.features,
+        solver="cholesky",
+    )
     return LinearRegressionModel(
-        features=model.features, label=model.label, intercept=sol.intercept,
-        coefficients=sol.coefficients, params=model.params, summary=summary, stats=stats,
+        features=model.features,
+        label=model.label,
+        intercept=sol.intercept,
+        coefficients=sol.coefficients,
+        params=model.params,
+        summary=summary,
+        stats=stats,
         weight_col=model.weight_col,
     )
 
@@ -329,11 +378,14 @@ def aggregate_stats(data: BlockData, depth: int = 2) -> tuple[st.SufficientStats
     data.cache()
     partial_bytes = 8 * width * (width + 1) // 2
     n_parts = data.blocks.getNumPartitions()
-    if partial_bytes > 64 * 2**20:  # wide: no shuffle of huge partials; the driver merges 2 at a time
+    if (
+        partial_bytes > 64 * 2**20
+    ):  # wide: no shuffle of huge partials; the driver merges 2 at a time
         return tree_aggregate(data.blocks, zero, add, merge, 1, stream=True)
     depth = max(depth, depth_for(partial_bytes, n_parts))
-    return tree_aggregate(data.blocks, zero, add, merge, depth,
-                          stream=partial_bytes * n_parts > 256 * 2**20)
+    return tree_aggregate(
+        data.blocks, zero, add, merge, depth, stream=partial_bytes * n_parts > 256 * 2**20
+    )
 
 
 def aggregate_r(data: BlockData, fit_intercept: bool, depth: int = 2) -> qr.RFactor:
@@ -362,8 +414,11 @@ class ResidualSums:
 
     def merge(self, other: ResidualSums) -> ResidualSums:
         sample = np.vstack([self.sample, other.sample])[: 2 * SAMPLE_ROWS]
-        gradient = self.gradient if other.gradient is None else (
-            other.gradient if self.gradient is None else self.gradient + other.gradient)
+        gradient = (
+            self.gradient
+            if other.gradient is None
+            else (other.gradient if self.gradient is None else self.gradient + other.gradient)
+        )
         return ResidualSums(self.ssr + other.ssr, self.sar + other.sar, sample, gradient)
 
 
@@ -396,8 +451,11 @@ def residual_pass(
         else:
             r = y - (x @ beta + b0)
         ww = np.ones(len(r)) if w is None else w
-        part = ResidualSums(float(ww @ (r * r)), float(ww @ np.abs(r)),
-                            np.column_stack([(y - r)[::stride], r[::stride]]))
+        part = ResidualSums(
+            float(ww @ (r * r)),
+            float(ww @ np.abs(r)),
+            np.column_stack([(y - r)[::stride], r[::stride]]),
+        )
         if gradient:
             wr = (r_long * ww) if precise else r * ww
             g = (wr @ (xl[:, kept] if precise else x[:, kept])).astype(np.float64)
@@ -527,8 +585,9 @@ def load_model(path: str) -> LinearRegressionModel:
     label = doc.get("label")
     persist.require(label is None or isinstance(label, str), where, "'label' must be a string")
     weight_col = doc.get("weight_col")
-    persist.require(weight_col is None or isinstance(weight_col, str), where,
-                    "'weight_col' must be a string")
+    persist.require(
+        weight_col is None or isinstance(weight_col, str), where, "'weight_col' must be a string"
+    )
     params = doc.get("params")
     persist.require(isinstance(params, dict), where, "'params' must be an object")
     try:
@@ -538,18 +597,29 @@ def load_model(path: str) -> LinearRegressionModel:
     summary = None
     if isinstance(doc.get("summary"), dict):
         try:
-            floats = {"r2", "r2_adj", "rmse", "mae", "residual_std", "condition_number",
-                      "weight_sum"}
+            floats = {
+                "r2",
+                "r2_adj",
+                "rmse",
+                "mae",
+                "residual_std",
+                "condition_number",
+                "weight_sum",
+            }
             summary = LinearRegressionSummary(
-                **{k: (float("nan") if v is None and k in floats else v)
-                   for k, v in doc["summary"].items()}
+                **{
+                    k: (float("nan") if v is None and k in floats else v)
+                    for k, v in doc["summary"].items()
+                }
             )
         except (TypeError, KeyError) as exc:
             raise InputError(f"{where / persist.MODEL_FILE}: invalid 'summary': {exc}") from exc
     model_stats = None
     if isinstance(doc.get("stats"), dict):
         s = doc["stats"]
-        persist.require(isinstance(s.get("n"), int) and s["n"] >= 0, where, "'stats.n' must be a count")
+        persist.require(
+            isinstance(s.get("n"), int) and s["n"] >= 0, where, "'stats.n' must be a count"
+        )
         persist.float_list([s.get("w_sum")], 1, where, "stats.w_sum")
         model_stats = st.SufficientStats(
             n=s["n"],

@@ -33,7 +33,9 @@ def check_output(path: str | Path, overwrite: bool) -> Path:
         state = "a complete output" if (target / SUCCESS).exists() else "an incomplete output"
         if target.is_file():
             state = "a file"
-        raise OutputExistsError(f"output path {target} already holds {state}; pass --overwrite to replace it")
+        raise OutputExistsError(
+            f"output path {target} already holds {state}; pass --overwrite to replace it"
+        )
     return target
 
 
@@ -128,7 +130,9 @@ def load_array(directory: Path, name: str, shape: tuple[int, ...] | None = None)
     except (OSError, ValueError) as exc:
         raise InputError(f"{file}: cannot load ({exc})") from exc
     if array.dtype != np.float64 or (shape is not None and array.shape != shape):
-        raise InputError(f"{file}: expected float64 of shape {shape}, found {array.dtype} {array.shape}")
+        raise InputError(
+            f"{file}: expected float64 of shape {shape}, found {array.dtype} {array.shape}"
+        )
     if not np.isfinite(array).all():
         raise InputError(f"{file}: contains NaN or infinite values")
     return array
@@ -141,8 +145,11 @@ def require(condition: bool, where: Path, message: str) -> None:
 
 def float_list(values: Any, length: int, where: Path, name: str, nullable: bool = False) -> list:
     """Check a JSON list of numbers (nulls allowed when ``nullable``) of the given length."""
-    require(isinstance(values, list) and len(values) == length, where,
-            f"'{name}' must be a list of {length} numbers")
+    require(
+        isinstance(values, list) and len(values) == length,
+        where,
+        f"'{name}' must be a list of {length} numbers",
+    )
     for v in values:
         ok = (v is None and nullable) or (
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -153,7 +160,9 @@ def float_list(values: Any, length: int, where: Path, name: str, nullable: bool 
 
 def string_list(values: Any, where: Path, name: str) -> list[str]:
     require(
-        isinstance(values, list) and values and all(isinstance(v, str) and v for v in values)
+        isinstance(values, list)
+        and values
+        and all(isinstance(v, str) and v for v in values)
         and len(set(values)) == len(values),
         where,
         f"'{name}' must be a non-empty list of distinct column names",

@@ -31,8 +31,15 @@ def fields(
     --------
     >>> log.info("iteration %d: cost %.6g", n, cost, extra=fields(n, 20, cost=cost, shift=shift))
     """
-    return {PROGRESS: {"iteration": iteration, "max_iter": max_iter, "label": label,
-                       "elapsed": elapsed, "values": values}}
+    return {
+        PROGRESS: {
+            "iteration": iteration,
+            "max_iter": max_iter,
+            "label": label,
+            "elapsed": elapsed,
+            "values": values,
+        }
+    }
 
 
 def render(progress: dict[str, Any]) -> str:

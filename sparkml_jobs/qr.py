@@ -33,7 +33,9 @@ class RFactor:
         return cls(np.zeros((0, width)), 0)
 
     @classmethod
-    def of_block(cls, x: np.ndarray, y: np.ndarray, w: np.ndarray | None, fit_intercept: bool) -> RFactor:
+    def of_block(
+        cls, x: np.ndarray, y: np.ndarray, w: np.ndarray | None, fit_intercept: bool
+    ) -> RFactor:
         columns = [np.ones((len(x), 1))] if fit_intercept else []
         z = np.hstack([*columns, x, y[:, None]])
         if w is not None:
@@ -58,8 +60,11 @@ def _triangle(z: np.ndarray) -> np.ndarray:
 def _aliased(r: np.ndarray) -> list[int]:
     """Columns of the design whose projected norm |R_jj| is negligible against their norm."""
     norms = np.linalg.norm(r, axis=0)
-    diag = np.abs(np.diag(r)) if r.shape[0] >= r.shape[1] else np.abs(
-        np.concatenate([np.diag(r), np.zeros(r.shape[1] - r.shape[0])]))
+    diag = (
+        np.abs(np.diag(r))
+        if r.shape[0] >= r.shape[1]
+        else np.abs(np.concatenate([np.diag(r), np.zeros(r.shape[1] - r.shape[0])]))
+    )
     return [j for j in range(r.shape[1]) if norms[j] == 0 or diag[j] <= QR_ALIAS_TOL * norms[j]]
 
 
@@ -69,14 +74,17 @@ def _explain(r: np.ndarray, aliased: list[int], names: list[str], offset: int) -
         earlier = [k for k in range(j) if k not in aliased]
         coef = linalg.lstsq(r[:, earlier], r[:, j])[0] if earlier else np.zeros(0)
         partners = [
-            names[k - offset] for k, c in zip(earlier, coef, strict=True)
+            names[k - offset]
+            for k, c in zip(earlier, coef, strict=True)
             if k >= offset and abs(c) > 1e-6
         ]
         if not partners:
             parts.append(f"'{names[j - offset]}' is constant")
         else:
-            parts.append(f"'{names[j - offset]}' is a linear combination of "
-                         + ", ".join(f"'{p}'" for p in partners))
+            parts.append(
+                f"'{names[j - offset]}' is a linear combination of "
+                + ", ".join(f"'{p}'" for p in partners)
+            )
     return "; ".join(parts)
 
 
@@ -104,7 +112,8 @@ def solve_r(
     aliased = [j for j in _aliased(design) if j >= offset]
     if aliased and on_singular != "drop" and reg_param <= 0:
         raise InputError(
-            "singular design (rank-deficient features): " + _explain(design, aliased, names, offset)
+            "singular design (rank-deficient features): "
+            + _explain(design, aliased, names, offset)
             + "; remove those columns, pass --on-singular drop, or use --reg-param > 0"
         )
     if reg_param > 0:
@@ -170,7 +179,8 @@ def refine(sol: Solution, factor: RFactor, gradient: np.ndarray, fit_intercept: 
     r[: factor.r.shape[0]] = factor.r
     r11 = _triangle(r[:, keep])[: len(keep), : len(keep)]
     step = linalg.solve_triangular(
-        r11, linalg.solve_triangular(r11, gradient, trans="T", check_finite=False),
+        r11,
+        linalg.solve_triangular(r11, gradient, trans="T", check_finite=False),
         check_finite=False,
     )
     coefficients = sol.coefficients.copy()

@@ -71,5 +71,9 @@ def kmeans_table(model) -> str:
 
 
 def kmeans_metrics(model) -> dict[str, Any]:
-    return {"kind": "kmeans", "features": model.features, "centers": model.centers,
-            **model.summary.to_dict()}
+    return {
+        "kind": "kmeans",
+        "features": model.features,
+        "centers": model.centers,
+        **model.summary.to_dict(),
+    }

@@ -64,8 +64,9 @@ class SufficientStats:
         else:
             w_sum = float(w.sum())
             if w_sum <= 0:
-                return cls(n=n, w_sum=0.0, mean=np.zeros(z.shape[1]),
-                           comoment=np.zeros((z.shape[1],) * 2))
+                return cls(
+                    n=n, w_sum=0.0, mean=np.zeros(z.shape[1]), comoment=np.zeros((z.shape[1],) * 2)
+                )
             mean = (w @ z) / w_sum
             centred = (z - mean) * np.sqrt(w)[:, None]
         return cls(n=n, w_sum=w_sum, mean=mean, comoment=centred.T @ centred)
@@ -73,11 +74,19 @@ class SufficientStats:
     def merge(self, other: SufficientStats) -> SufficientStats:
         """Chan et al. pairwise update: exact, associative, and stable for large means."""
         if other.w_sum == 0:
-            return SufficientStats(n=self.n + other.n, w_sum=self.w_sum, mean=self.mean,
-                                   comoment=self.comoment + other.comoment)
+            return SufficientStats(
+                n=self.n + other.n,
+                w_sum=self.w_sum,
+                mean=self.mean,
+                comoment=self.comoment + other.comoment,
+            )
         if self.w_sum == 0:
-            return SufficientStats(n=self.n + other.n, w_sum=other.w_sum, mean=other.mean,
-                                   comoment=self.comoment + other.comoment)
+            return SufficientStats(
+                n=self.n + other.n,
+                w_sum=other.w_sum,
+                mean=other.mean,
+                comoment=self.comoment + other.comoment,
+            )
         w_sum = self.w_sum + other.w_sum
         delta = other.mean - self.mean
         mean = self.mean + delta * (other.w_sum / w_sum)
@@ -165,8 +174,11 @@ def find_aliased(corr: np.ndarray, tol: float = ALIAS_TOL) -> list[int]:
             aliased.append(j)
             continue
         q = len(kept)
-        row = linalg.solve_triangular(factor[:q, :q], corr[kept, j], lower=True,
-                                      check_finite=False) if q else np.zeros(0)
+        row = (
+            linalg.solve_triangular(factor[:q, :q], corr[kept, j], lower=True, check_finite=False)
+            if q
+            else np.zeros(0)
+        )
         pivot = diag[j] - row @ row
         if pivot <= tol * diag[j]:
             aliased.append(j)
@@ -188,8 +200,10 @@ def explain_aliased(corr: np.ndarray, aliased: list[int], names: list[str]) -> s
         earlier = [k for k in kept if k < j]
         coef = linalg.lstsq(corr[np.ix_(earlier, earlier)], corr[earlier, j])[0] if earlier else []
         partners = [names[k] for k, c in zip(earlier, coef, strict=False) if abs(c) > 1e-6]
-        parts.append(f"'{names[j]}' is a linear combination of "
-                     + (", ".join(f"'{n}'" for n in partners) or "the others"))
+        parts.append(
+            f"'{names[j]}' is a linear combination of "
+            + (", ".join(f"'{n}'" for n in partners) or "the others")
+        )
     return "; ".join(parts)
 
 
@@ -325,10 +339,8 @@ def _finite_or_none(values: np.ndarray) -> list[float | None]:
     return [float(v) if np.isfinite(v) else None for v in values]
 
 
-def inference(
-    s: SufficientStats, sol: Solution, ssr: float, *, fit_intercept: bool
-) -> Inference:
-    """OLS inference (statsmodels' conventions): σ² = SSR / (n − k), t = β / se, p = 2·P(T > |t|)."""
+def inference(s: SufficientStats, sol: Solution, ssr: float, *, fit_intercept: bool) -> Inference:
+    """OLS inference (statsmodels' conventions): σ² = SSR/(n − k), t = β/se, p = 2·P(T > |t|)."""
     k = int(sol.kept.sum()) + int(fit_intercept)
     df_resid = s.n - k
     sigma2 = ssr / df_resid if df_resid > 0 else float("nan")

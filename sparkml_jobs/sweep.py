@@ -159,8 +159,10 @@ def sweep(
     sample_rows: int = SILHOUETTE_ROWS,
 ) -> SweepResult:
     """Fit k-means for every k in ``ks`` on one cached read of ``data`` (see module docstring)."""
-    estimators = [km.KMeans(k=k, seed=seed, max_iter=max_iter, tol=tol, init=init,
-                            distance=distance) for k in ks]  # all validated before any pass
+    estimators = [
+        km.KMeans(k=k, seed=seed, max_iter=max_iter, tol=tol, init=init, distance=distance)
+        for k in ks
+    ]  # all validated before any pass
     points = km.prepare(data, distance)
     costs, scores, centers, n_iter, converged, used = [], [], [], [], [], 0
     try:
@@ -173,14 +175,26 @@ def sweep(
             scores.append(score)
             n_iter.append(model.summary.n_iter)
             converged.append(model.summary.converged)
-            log.info("k=%d: cost %.6g silhouette %.4f (%d iterations%s)", estimator.k,
-                     model.summary.cost, score, model.summary.n_iter,
-                     "" if model.summary.converged else ", not converged")
+            log.info(
+                "k=%d: cost %.6g silhouette %.4f (%d iterations%s)",
+                estimator.k,
+                model.summary.cost,
+                score,
+                model.summary.n_iter,
+                "" if model.summary.converged else ", not converged",
+            )
     finally:
         points.unpersist()
     return SweepResult(
-        k=list(ks), cost=costs, silhouette=scores, recommended_k=recommend_k(ks, scores),
-        centers=centers, n_iter=n_iter, converged=converged, n=n_rows, silhouette_rows=used,
+        k=list(ks),
+        cost=costs,
+        silhouette=scores,
+        recommended_k=recommend_k(ks, scores),
+        centers=centers,
+        n_iter=n_iter,
+        converged=converged,
+        n=n_rows,
+        silhouette_rows=used,
         features=list(data.features),
         params={"seed": seed, "max_iter": max_iter, "tol": tol, "init": init, "distance": distance},
     )
@@ -194,20 +208,31 @@ def evaluate(
     One pass: the assignment job that sums the cost also draws the silhouette sample.
     """
     if data.features != model.features:
-        raise InputError(f"the model's features are {', '.join(model.features)}; "
-                         f"the data selection has {', '.join(data.features)}")
+        raise InputError(
+            f"the model's features are {', '.join(model.features)}; "
+            f"the data selection has {', '.join(data.features)}"
+        )
     k = len(model.centers)
     points = km.prepare(data, model.distance)
     try:
         n_rows = km.validate(data, points)
-        partial = km.lloyd_step(points.context, points, model.centers, k,
-                                kk.DEFAULT_CHUNK_ROWS,
-                                sample_stride=max(1, n_rows // sample_rows))
+        partial = km.lloyd_step(
+            points.context,
+            points,
+            model.centers,
+            k,
+            kk.DEFAULT_CHUNK_ROWS,
+            sample_stride=max(1, n_rows // sample_rows),
+        )
     finally:
         points.unpersist()
     cost = partial.cost / 2.0 if model.distance == "cosine" else partial.cost
-    scored = km.KMeansModel(features=model.features, centers=model.centers, params=model.params,
-                            sample=(partial.sample_points, partial.sample_labels))
+    scored = km.KMeansModel(
+        features=model.features,
+        centers=model.centers,
+        params=model.params,
+        sample=(partial.sample_points, partial.sample_labels),
+    )
     score, used = sample_silhouette(scored, sample_rows)
     return {
         "n": n_rows,
@@ -224,11 +249,14 @@ def evaluate(
 
 
 def sweep_table(result: SweepResult) -> str:
-    lines = [f"k-means sweep over k = {result.k[0]}..{result.k[-1]} on {result.n} rows "
-             f"(silhouette on {result.silhouette_rows} sampled rows)",
-             f"{'k':>5}{'cost':>16}{'silhouette':>12}{'iterations':>12}"]
-    for k, cost, score, iters, done in zip(result.k, result.cost, result.silhouette,
-                                           result.n_iter, result.converged, strict=True):
+    lines = [
+        f"k-means sweep over k = {result.k[0]}..{result.k[-1]} on {result.n} rows "
+        f"(silhouette on {result.silhouette_rows} sampled rows)",
+        f"{'k':>5}{'cost':>16}{'silhouette':>12}{'iterations':>12}",
+    ]
+    for k, cost, score, iters, done in zip(
+        result.k, result.cost, result.silhouette, result.n_iter, result.converged, strict=True
+    ):
         mark = "  ← recommended" if k == result.recommended_k else ""
         lines.append(f"{k:>5}{cost:>16.6g}{score:>12.4f}{iters:>11}{'' if done else '*'}{mark}")
     if not all(result.converged):
@@ -248,8 +276,9 @@ def elbow_figure(ks: list[int], costs: list[float], silhouettes: list[float], re
     right.plot(ks, silhouettes, "o-", color="#2ca02c", ms=4)
     right.set_title("silhouette (sampled)", fontsize=10)
     for ax in (left, right):
-        ax.axvline(recommended, color="#d62728", ls="--", lw=1.2,
-                   label=f"recommended k = {recommended}")
+        ax.axvline(
+            recommended, color="#d62728", ls="--", lw=1.2, label=f"recommended k = {recommended}"
+        )
         ax.set_xlabel("k")
         ax.grid(alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -257,8 +286,14 @@ def elbow_figure(ks: list[int], costs: list[float], silhouettes: list[float], re
     return figure
 
 
-def write_sweep(result: SweepResult, path: str | Path, *, overwrite: bool = False,
-                source: str = "", plots: bool = True) -> Path:
+def write_sweep(
+    result: SweepResult,
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    source: str = "",
+    plots: bool = True,
+) -> Path:
     """``sweep.json`` and, when ``plots``, ``elbow.png`` with a ``report.html``, atomically."""
     with atomic_output(path, overwrite) as tmp:
         tmp.mkdir(parents=True)
@@ -267,18 +302,26 @@ def write_sweep(result: SweepResult, path: str | Path, *, overwrite: bool = Fals
             from sparkml_jobs import html_page, visual
 
             table = html_page.Table(
-                caption="Every k", headers=["k", "cost", "silhouette", "iterations"],
-                rows=[[str(k), visual.num(c), visual.num(s, 4), str(i)] for k, c, s, i in zip(
-                    result.k, result.cost, result.silhouette, result.n_iter, strict=True)])
+                caption="Every k",
+                headers=["k", "cost", "silhouette", "iterations"],
+                rows=[
+                    [str(k), visual.num(c), visual.num(s, 4), str(i)]
+                    for k, c, s, i in zip(
+                        result.k, result.cost, result.silhouette, result.n_iter, strict=True
+                    )
+                ],
+            )
             section = html_page.Section(
-                title=f"Recommended k = {result.recommended_k}", image=ELBOW_FILE,
-                figure=elbow_figure(result.k, result.cost, result.silhouette,
-                                           result.recommended_k),
+                title=f"Recommended k = {result.recommended_k}",
+                image=ELBOW_FILE,
+                figure=elbow_figure(result.k, result.cost, result.silhouette, result.recommended_k),
                 tables=[table],
                 caption="The cost falls as k grows (look for the elbow); the recommended "
-                        "k has the highest silhouette on a bounded sample, ties going to the "
-                        "smaller k.")
+                "k has the highest silhouette on a bounded sample, ties going to the "
+                "smaller k.",
+            )
             lines = [f"{len(result.k)} fits on {result.n:,} rows of {', '.join(result.features)}"]
-            html_page.write_into(tmp, "k-means sweep", lines + ([f"data: {source}"] if source
-                                                                 else []), [section])
+            html_page.write_into(
+                tmp, "k-means sweep", lines + ([f"data: {source}"] if source else []), [section]
+            )
     return Path(path)

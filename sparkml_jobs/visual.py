@@ -95,11 +95,21 @@ def coefficient_rows(model) -> list[dict[str, Any]]:
     ]
     q = float(sps.t.ppf(0.5 + CI_LEVEL / 2, s.df_resid)) if s.df_resid > 0 else float("nan")
     rows = []
-    for name, est, se, t, p in zip(names, estimates, s.std_errors, s.t_values, s.p_values,
-                                   strict=True):
+    for name, est, se, t, p in zip(
+        names, estimates, s.std_errors, s.t_values, s.p_values, strict=True
+    ):
         ok = est is not None and se is not None and np.isfinite(se) and np.isfinite(q)
-        rows.append({"term": name, "estimate": est, "se": se, "t": t, "p": p,
-                     "low": est - q * se if ok else None, "high": est + q * se if ok else None})
+        rows.append(
+            {
+                "term": name,
+                "estimate": est,
+                "se": se,
+                "t": t,
+                "p": p,
+                "low": est - q * se if ok else None,
+                "high": est + q * se if ok else None,
+            }
+        )
     return rows
 
 
@@ -134,9 +144,17 @@ def coefficient_figure(model, rows: list[dict[str, Any]]):
         high = np.array([np.nan if r["high"] is None else r["high"] for r in terms]) * scale
         has_ci = np.isfinite(low)
         ax.axvline(0.0, color="0.55", lw=1, ls="--")
-        ax.errorbar(est[has_ci], y[has_ci], xerr=[est[has_ci] - low[has_ci],
-                    high[has_ci] - est[has_ci]], fmt="o", color="#1f77b4", ecolor="#1f77b4",
-                    capsize=3, ms=5, lw=1.5)
+        ax.errorbar(
+            est[has_ci],
+            y[has_ci],
+            xerr=[est[has_ci] - low[has_ci], high[has_ci] - est[has_ci]],
+            fmt="o",
+            color="#1f77b4",
+            ecolor="#1f77b4",
+            capsize=3,
+            ms=5,
+            lw=1.5,
+        )
         ax.plot(est[~has_ci], y[~has_ci], "o", color="0.4", ms=5)
         ax.set_title(title, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
@@ -151,8 +169,15 @@ def residual_figure(sample: np.ndarray):
     fitted, residual = sample[:, 0], sample[:, 1]
     figure = new_figure(6.4, 4.2)
     ax = figure.subplots()
-    ax.scatter(fitted, residual, s=7, alpha=0.35, color="#1f77b4", linewidths=0,
-               label=f"{len(sample):,} sampled rows")
+    ax.scatter(
+        fitted,
+        residual,
+        s=7,
+        alpha=0.35,
+        color="#1f77b4",
+        linewidths=0,
+        label=f"{len(sample):,} sampled rows",
+    )
     ax.axhline(0.0, color="0.3", lw=1)
     if len(sample) >= 40:
         edges = np.unique(np.quantile(fitted, np.linspace(0, 1, 21)))
@@ -185,14 +210,26 @@ def histogram_figure(residual: np.ndarray, sigma: float):
     bins = int(np.clip(np.sqrt(len(residual)), 10, 60))
     width = (high - low) / bins
     outside = int(((residual < low) | (residual > high)).sum())
-    ax.hist(residual, bins=bins, range=(low, high), weights=np.full(len(residual),
-            1.0 / (len(residual) * width)), color="#1f77b4", alpha=0.75, edgecolor="white",
-            linewidth=0.5, label="sampled residuals" + (f" ({outside} beyond the axis)"
-                                                        if outside else ""))
+    ax.hist(
+        residual,
+        bins=bins,
+        range=(low, high),
+        weights=np.full(len(residual), 1.0 / (len(residual) * width)),
+        color="#1f77b4",
+        alpha=0.75,
+        edgecolor="white",
+        linewidth=0.5,
+        label="sampled residuals" + (f" ({outside} beyond the axis)" if outside else ""),
+    )
     if np.isfinite(sigma) and sigma > 0:
         grid = np.linspace(low, high, 300)
-        ax.plot(grid, sps.norm.pdf(grid, 0.0, sigma), color="#d62728", lw=2,
-                label=f"normal, σ̂ = {sigma:.4g}")
+        ax.plot(
+            grid,
+            sps.norm.pdf(grid, 0.0, sigma),
+            color="#d62728",
+            lw=2,
+            label=f"normal, σ̂ = {sigma:.4g}",
+        )
     ax.set_xlabel("residual")
     ax.set_ylabel("density")
     ax.set_ylim(top=ax.get_ylim()[1] * 1.15)  # room for the legend
@@ -207,39 +244,83 @@ def linreg_sections(model) -> list[Section]:
     coef_table = Table(
         caption="Coefficients",
         headers=["term", "coef", "std err", "95% CI low", "95% CI high", "t", "P>|t|"],
-        rows=[[r["term"], num(r["estimate"]), num(r["se"], 4), num(r["low"]), num(r["high"]),
-               num(r["t"], 4), p_value(r["p"])] for r in rows],
+        rows=[
+            [
+                r["term"],
+                num(r["estimate"]),
+                num(r["se"], 4),
+                num(r["low"]),
+                num(r["high"]),
+                num(r["t"], 4),
+                p_value(r["p"]),
+            ]
+            for r in rows
+        ],
     )
-    fit_table = Table(caption="Fit", headers=["statistic", "value"], rows=[
-        ["rows (n)", num(s.n)], ["R²", num(s.r2)], ["adjusted R²", num(s.r2_adj)],
-        ["RMSE", num(s.rmse)], ["MAE", num(s.mae)], ["residual std σ̂", num(s.residual_std)],
-        ["residual df", num(s.df_resid)], ["condition number", num(s.condition_number, 4)],
-        ["ridge λ", num(model.params.get("reg_param", 0.0))], ["solver", s.solver],
-        ["dropped (aliased)", ", ".join(s.aliased) or "none"],
-    ])
-    sections = [Section(title="Coefficients", image="coefficients.png", stack=True,
-                        figure=coefficient_figure(model, rows), tables=[coef_table],
-                        caption="Points are estimates, bars 95% confidence intervals "
-                                "(t distribution on the residual degrees of freedom).")]
+    fit_table = Table(
+        caption="Fit",
+        headers=["statistic", "value"],
+        rows=[
+            ["rows (n)", num(s.n)],
+            ["R²", num(s.r2)],
+            ["adjusted R²", num(s.r2_adj)],
+            ["RMSE", num(s.rmse)],
+            ["MAE", num(s.mae)],
+            ["residual std σ̂", num(s.residual_std)],
+            ["residual df", num(s.df_resid)],
+            ["condition number", num(s.condition_number, 4)],
+            ["ridge λ", num(model.params.get("reg_param", 0.0))],
+            ["solver", s.solver],
+            ["dropped (aliased)", ", ".join(s.aliased) or "none"],
+        ],
+    )
+    sections = [
+        Section(
+            title="Coefficients",
+            image="coefficients.png",
+            stack=True,
+            figure=coefficient_figure(model, rows),
+            tables=[coef_table],
+            caption="Points are estimates, bars 95% confidence intervals "
+            "(t distribution on the residual degrees of freedom).",
+        )
+    ]
     sample = model.residual_sample
     if sample is None or len(sample) == 0:
-        return [*sections, Section(title="Residuals", tables=[fit_table],
-                                   caption="No residual sample on this model.")]
+        return [
+            *sections,
+            Section(
+                title="Residuals", tables=[fit_table], caption="No residual sample on this model."
+            ),
+        ]
     residual = sample[:, 1]
     quantiles = np.quantile(residual, [0, 0.05, 0.25, 0.5, 0.75, 0.95, 1])
-    spread = Table(caption=f"Sampled residuals ({len(sample):,} rows)",
-                   headers=["quantile", "residual"],
-                   rows=[[name, num(v)] for name, v in zip(
-                       ["min", "5%", "25%", "median", "75%", "95%", "max"], quantiles,
-                       strict=True)])
+    spread = Table(
+        caption=f"Sampled residuals ({len(sample):,} rows)",
+        headers=["quantile", "residual"],
+        rows=[
+            [name, num(v)]
+            for name, v in zip(
+                ["min", "5%", "25%", "median", "75%", "95%", "max"], quantiles, strict=True
+            )
+        ],
+    )
     return [
         *sections,
-        Section(title="Residuals vs fitted", image="residuals.png", tables=[fit_table],
-                figure=residual_figure(sample),
-                caption="A systematic sample of the training rows, drawn in the residual pass; "
-                        "the red line is the median residual per bin of fitted values."),
-        Section(title="Residual distribution", image="residual_histogram.png", tables=[spread],
-                figure=histogram_figure(residual, s.residual_std)),
+        Section(
+            title="Residuals vs fitted",
+            image="residuals.png",
+            tables=[fit_table],
+            figure=residual_figure(sample),
+            caption="A systematic sample of the training rows, drawn in the residual pass; "
+            "the red line is the median residual per bin of fitted values.",
+        ),
+        Section(
+            title="Residual distribution",
+            image="residual_histogram.png",
+            tables=[spread],
+            figure=histogram_figure(residual, s.residual_std),
+        ),
     ]
 
 
@@ -280,8 +361,16 @@ def convergence_figure(history: list[dict[str, float]], tol: float, cost_label: 
     if tol > 0:
         right.axhline(tol, color="0.4", ls="--", lw=1, label=f"tol = {tol:g}")
     if not moved.all():
-        right.plot(iterations[~moved], np.zeros((~moved).sum()), "v", color="#ff7f0e", ms=7,
-                   transform=right.get_xaxis_transform(), clip_on=False, label="no movement")
+        right.plot(
+            iterations[~moved],
+            np.zeros((~moved).sum()),
+            "v",
+            color="#ff7f0e",
+            ms=7,
+            transform=right.get_xaxis_transform(),
+            clip_on=False,
+            label="no movement",
+        )
     if tol > 0 or not moved.all():
         right.legend(fontsize=9, frameon=False)
     right.set_title("largest centre shift", fontsize=10)
@@ -319,19 +408,44 @@ def projection_figure(points: np.ndarray, labels: np.ndarray, centers: np.ndarra
     size = 16 if len(points) < 500 else 8
     for j, color in enumerate(colors):
         mine = labels == j
-        ax.scatter(xy[mine, 0], xy[mine, 1], s=size, alpha=0.6, color=color, linewidths=0,
-                   label=f"cluster {j}")
-    ax.scatter(cxy[:, 0], cxy[:, 1], marker="X", s=160, c=colors, edgecolors="black",
-               linewidths=1.2, zorder=3)
+        ax.scatter(
+            xy[mine, 0],
+            xy[mine, 1],
+            s=size,
+            alpha=0.6,
+            color=color,
+            linewidths=0,
+            label=f"cluster {j}",
+        )
+    ax.scatter(
+        cxy[:, 0],
+        cxy[:, 1],
+        marker="X",
+        s=160,
+        c=colors,
+        edgecolors="black",
+        linewidths=1.2,
+        zorder=3,
+    )
     ax.scatter([], [], marker="X", s=100, c="white", edgecolors="black", label="centres")
     for j, (cx, cy) in enumerate(cxy):
-        ax.annotate(str(j), (cx, cy), xytext=(7, 7), textcoords="offset points", fontsize=9,
-                    fontweight="bold")
+        ax.annotate(
+            str(j),
+            (cx, cy),
+            xytext=(7, 7),
+            textcoords="offset points",
+            fontsize=9,
+            fontweight="bold",
+        )
     ax.set_xlabel(f"PC1 ({ratio[0]:.1%} of variance)")
-    ax.set_ylabel(f"PC2 ({ratio[1]:.1%} of variance)" if points.shape[1] > 1
-                  else "(one feature: no second axis)")
-    ax.set_title(f"Sampled points ({len(points):,}) on the first two principal components",
-                 fontsize=11)
+    ax.set_ylabel(
+        f"PC2 ({ratio[1]:.1%} of variance)"
+        if points.shape[1] > 1
+        else "(one feature: no second axis)"
+    )
+    ax.set_title(
+        f"Sampled points ({len(points):,}) on the first two principal components", fontsize=11
+    )
     if len(colors) <= 12:
         ax.legend(fontsize=8, frameon=False, loc="best", markerscale=1.5)
     ax.grid(alpha=0.3)
@@ -343,33 +457,61 @@ def kmeans_sections(model) -> list[Section]:
     k = len(model.centers)
     colors = cluster_colors(k)
     total = max(sum(s.cluster_sizes), 1)
-    overview = Table(caption="Fit", headers=["statistic", "value"], rows=[
-        ["k", num(k)], ["rows (n)", num(s.n)], ["cost", num(s.cost)],
-        ["cost per row", num(s.cost / s.n if s.n else None)], ["iterations", num(s.n_iter)],
-        ["converged", "yes" if s.converged else "no"], ["init", s.init or "—"],
-        ["distance", model.distance], ["tol", num(model.params.get("tol"))],
-        ["seed", num(model.params.get("seed"))],
-        ["re-seeded empty clusters", ", ".join(f"{r['cluster']} (iteration {r['iteration']})"
-                                              for r in s.reseeded) or "none"],
-    ])
-    history = Table(caption=f"Every iteration ({len(s.history)})", collapsed=True,
-                    headers=["iteration", "cost", "max shift"],
-                    rows=[[str(h["iteration"]), num(h["cost"]), num(h["shift"], 4)]
-                          for h in s.history])
-    sizes = Table(caption="Cluster sizes", headers=["cluster", "rows", "share"],
-                  rows=[[str(j), num(size), f"{size / total:.1%}"]
-                        for j, size in enumerate(s.cluster_sizes)])
-    centres = Table(caption="Centres", headers=["cluster", *model.features],
-                    rows=[[str(j), *(num(v, 5) for v in centre)]
-                          for j, centre in enumerate(model.centers)])
+    overview = Table(
+        caption="Fit",
+        headers=["statistic", "value"],
+        rows=[
+            ["k", num(k)],
+            ["rows (n)", num(s.n)],
+            ["cost", num(s.cost)],
+            ["cost per row", num(s.cost / s.n if s.n else None)],
+            ["iterations", num(s.n_iter)],
+            ["converged", "yes" if s.converged else "no"],
+            ["init", s.init or "—"],
+            ["distance", model.distance],
+            ["tol", num(model.params.get("tol"))],
+            ["seed", num(model.params.get("seed"))],
+            [
+                "re-seeded empty clusters",
+                ", ".join(f"{r['cluster']} (iteration {r['iteration']})" for r in s.reseeded)
+                or "none",
+            ],
+        ],
+    )
+    history = Table(
+        caption=f"Every iteration ({len(s.history)})",
+        collapsed=True,
+        headers=["iteration", "cost", "max shift"],
+        rows=[[str(h["iteration"]), num(h["cost"]), num(h["shift"], 4)] for h in s.history],
+    )
+    sizes = Table(
+        caption="Cluster sizes",
+        headers=["cluster", "rows", "share"],
+        rows=[[str(j), num(size), f"{size / total:.1%}"] for j, size in enumerate(s.cluster_sizes)],
+    )
+    centres = Table(
+        caption="Centres",
+        headers=["cluster", *model.features],
+        rows=[[str(j), *(num(v, 5) for v in centre)] for j, centre in enumerate(model.centers)],
+    )
     sections = [
-        Section(title="Convergence", image="convergence.png", tables=[overview, history],
-                figure=convergence_figure(s.history, float(model.params.get("tol", 0.0)),
-                                          "Σ w·(1 − cos)" if model.distance == "cosine"
-                                          else "Σ w·d² to nearest centre"),
-                caption="Cost and largest centre movement after each Lloyd iteration."),
-        Section(title="Cluster sizes", image="cluster_sizes.png", tables=[sizes],
-                figure=sizes_figure(s.cluster_sizes, colors)),
+        Section(
+            title="Convergence",
+            image="convergence.png",
+            tables=[overview, history],
+            figure=convergence_figure(
+                s.history,
+                float(model.params.get("tol", 0.0)),
+                "Σ w·(1 − cos)" if model.distance == "cosine" else "Σ w·d² to nearest centre",
+            ),
+            caption="Cost and largest centre movement after each Lloyd iteration.",
+        ),
+        Section(
+            title="Cluster sizes",
+            image="cluster_sizes.png",
+            tables=[sizes],
+            figure=sizes_figure(s.cluster_sizes, colors),
+        ),
         Section(title="Centres", tables=[centres]),
     ]
     if model.sample is not None and len(model.sample[0]) >= 2:
@@ -380,17 +522,22 @@ def kmeans_sections(model) -> list[Section]:
 def projection_section(model, colors: list) -> Section:
     points, labels = model.sample
     _, components, ratio = principal_axes(points)
-    loadings = Table(caption="Principal axes (loadings)",
-                     headers=["feature", *(f"PC{i + 1} ({r:.1%})" for i, r in enumerate(ratio))],
-                     rows=[[name, *(num(c, 3) for c in components[:, j])]
-                           for j, name in enumerate(model.features)])
+    loadings = Table(
+        caption="Principal axes (loadings)",
+        headers=["feature", *(f"PC{i + 1} ({r:.1%})" for i, r in enumerate(ratio))],
+        rows=[
+            [name, *(num(c, 3) for c in components[:, j])] for j, name in enumerate(model.features)
+        ],
+    )
     return Section(
-        title="Clusters in the first two principal components", image="projection.png",
-        figure=projection_figure(points, labels, model.centers, colors), tables=[loadings],
+        title="Clusters in the first two principal components",
+        image="projection.png",
+        figure=projection_figure(points, labels, model.centers, colors),
+        tables=[loadings],
         caption="A systematic sample of the rows drawn in the final assignment pass, projected "
-                "on the sample's principal axes; crosses are the centres"
-                + (" (unit-normalised rows, cosine distance)." if model.distance == "cosine"
-                   else "."))
+        "on the sample's principal axes; crosses are the centres"
+        + (" (unit-normalised rows, cosine distance)." if model.distance == "cosine" else "."),
+    )
 
 
 def kmeans_report(model, path: str | Path, *, source: str = "", overwrite: bool = False) -> Path:

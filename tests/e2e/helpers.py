@@ -30,13 +30,18 @@ def script_env(*drop: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_sh(submit_opts: list[str], args: list[str],
-             env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_sh(
+    submit_opts: list[str], args: list[str], env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """Start ``submit/run.sh [submit_opts] -- args`` (environment ``env``, by default
     ``script_env()``), output piped."""
     return subprocess.Popen(
-        [str(RUN), *submit_opts, "--", *args], env=script_env() if env is None else env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        [str(RUN), *submit_opts, "--", *args],
+        env=script_env() if env is None else env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
 
 
@@ -44,8 +49,9 @@ def check_ok(proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-6000:]}"
 
 
-def finish(proc: subprocess.Popen, timeout: float = 600, *,
-           check: bool = False) -> subprocess.CompletedProcess:
+def finish(
+    proc: subprocess.Popen, timeout: float = 600, *, check: bool = False
+) -> subprocess.CompletedProcess:
     """Wait for a ``start_sh`` process (terminated, and the test failed, after ``timeout`` s);
     with ``check``, assert that it exited 0."""
     try:
@@ -60,8 +66,14 @@ def finish(proc: subprocess.Popen, timeout: float = 600, *,
     return done
 
 
-def run_sh(submit_opts: list[str], args: list[str], *, timeout: float = 600,
-           env: dict[str, str] | None = None, check: bool = False) -> subprocess.CompletedProcess:
+def run_sh(
+    submit_opts: list[str],
+    args: list[str],
+    *,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
+    check: bool = False,
+) -> subprocess.CompletedProcess:
     return finish(start_sh(submit_opts, args, env), timeout, check=check)
 
 
@@ -81,16 +93,37 @@ def metrics_path(out: Path) -> Path:
     return out.parent / f"{out.name}.metrics.json"
 
 
-def job_args(job: str, out: Path, init: Path | None = None, *,
-             metrics: bool = False) -> list[str]:
+def job_args(job: str, out: Path, init: Path | None = None, *, metrics: bool = False) -> list[str]:
     """CLI arguments fitting ``job`` ("linreg": diamonds; "kmeans": iris from the centres in
     ``init``) into ``out``; with ``metrics``, the metrics JSON goes to ``metrics_path(out)``."""
     if job == "linreg":
-        args = ["linreg", "fit", "--input", str(DATA / "diamonds.csv"), "--label", "price",
-                "--output", str(out)]
+        args = [
+            "linreg",
+            "fit",
+            "--input",
+            str(DATA / "diamonds.csv"),
+            "--label",
+            "price",
+            "--output",
+            str(out),
+        ]
     else:
-        args = ["kmeans", "fit", "--input", str(DATA / "iris.csv"), "--k", "3",
-                "--init", str(init), "--max-iter", "50", "--tol", "0", "--output", str(out)]
+        args = [
+            "kmeans",
+            "fit",
+            "--input",
+            str(DATA / "iris.csv"),
+            "--k",
+            "3",
+            "--init",
+            str(init),
+            "--max-iter",
+            "50",
+            "--tol",
+            "0",
+            "--output",
+            str(out),
+        ]
     return [*args, "--metrics-json", str(metrics_path(out))] if metrics else args
 
 

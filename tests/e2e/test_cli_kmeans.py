@@ -29,15 +29,34 @@ def test_fit_with_init_file_then_predict(spark, tmp_path, capsys):
     init_file = tmp_path / "init.csv"
     init.to_csv(init_file, index=False)
     model_dir, preds = tmp_path / "model", tmp_path / "preds"
-    code, out, err = run_cli(capsys, "kmeans", "fit", "--input", IRIS, "--k", "3",
-                             "--init", str(init_file), "--tol", "0", "--max-iter", "100",
-                             "--output", str(model_dir), "--metrics-json", str(tmp_path / "m.json"))
+    code, out, err = run_cli(
+        capsys,
+        "kmeans",
+        "fit",
+        "--input",
+        IRIS,
+        "--k",
+        "3",
+        "--init",
+        str(init_file),
+        "--tol",
+        "0",
+        "--max-iter",
+        "100",
+        "--output",
+        str(model_dir),
+        "--metrics-json",
+        str(tmp_path / "m.json"),
+    )
     assert code == 0, err
     assert "iteration 1: cost" in err and "cluster" in out
     doc = json.loads((model_dir / "model.json").read_text())
-    assert doc["kind"] == "kmeans" and doc["format_version"] == 1 and doc["params"]["init"] == "given"
-    ref = SKMeans(3, init=init.to_numpy(float), n_init=1, tol=0, max_iter=100,
-                  algorithm="lloyd").fit(x)
+    assert (
+        doc["kind"] == "kmeans" and doc["format_version"] == 1 and doc["params"]["init"] == "given"
+    )
+    ref = SKMeans(
+        3, init=init.to_numpy(float), n_init=1, tol=0, max_iter=100, algorithm="lloyd"
+    ).fit(x)
     np.testing.assert_allclose(doc["centers"], ref.cluster_centers_, rtol=1e-9)
     np.testing.assert_allclose(doc["summary"]["cost"], ref.inertia_, rtol=1e-9)
     assert doc["summary"]["cluster_sizes"] == np.bincount(ref.labels_).tolist()
@@ -45,16 +64,26 @@ def test_fit_with_init_file_then_predict(spark, tmp_path, capsys):
     assert len(doc["summary"]["history"]) == doc["summary"]["n_iter"]
     assert json.loads((tmp_path / "m.json").read_text())["cost"] == doc["summary"]["cost"]
 
-    code, _, err = run_cli(capsys, "kmeans", "predict", "--model", str(model_dir),
-                           "--input", IRIS, "--output", str(preds))
+    code, _, err = run_cli(
+        capsys,
+        "kmeans",
+        "predict",
+        "--model",
+        str(model_dir),
+        "--input",
+        IRIS,
+        "--output",
+        str(preds),
+    )
     assert code == 0, err
     got = spark.read.parquet(str(preds))
     assert got.columns == [*frame.columns, "cluster", "distance"]
     centers = np.array(doc["centers"])
     d = np.sqrt(((x[:, None] - centers[None]) ** 2).sum(-1))
     expected = frame.astype(str).assign(cluster=d.argmin(1).astype("int32"), distance=d.min(1))
-    assert_approx_df_equality(got, spark.createDataFrame(expected, schema=got.schema),
-                              precision=1e-9)
+    assert_approx_df_equality(
+        got, spark.createDataFrame(expected, schema=got.schema), precision=1e-9
+    )
 
 
 def test_default_init_is_seeded(spark, tmp_path, capsys):
@@ -74,8 +103,11 @@ def test_default_init_is_seeded(spark, tmp_path, capsys):
         (["--k", "3", "--max-iter", "0"], {}, "max_iter must be >= 1"),
         (["--k", "3", "--init", "nowhere"], {}, "--init must be one of"),
         (["--k", "3", "--init", "{init}"], {"init": "a,b\n1,2\n3,4\n5,6\n"}, "has 2 columns"),
-        (["--k", "3", "--init", "{init}"],
-         {"init": "sepal_length,sepal_width,petal_length,petal_width\n1,2,3,4\n"}, "has 1 rows"),
+        (
+            ["--k", "3", "--init", "{init}"],
+            {"init": "sepal_length,sepal_width,petal_length,petal_width\n1,2,3,4\n"},
+            "has 1 rows",
+        ),
         (["--k", "3", "--features", "sepal_length,colour"], {}, "'colour'"),
     ],
 )
@@ -101,19 +133,31 @@ def test_bad_kmeans_data_exits_2(spark, tmp_path, capsys, text, expected):
     source = tmp_path / "d.csv"
     source.write_text(text)
     out = tmp_path / "out"
-    code, _, err = run_cli(capsys, "kmeans", "fit", "--input", str(source), "--k", "3",
-                           "--output", str(out))
+    code, _, err = run_cli(
+        capsys, "kmeans", "fit", "--input", str(source), "--k", "3", "--output", str(out)
+    )
     assert code == 2 and expected in err, err
     assert not out.exists()
 
 
 def test_predict_with_mismatched_features_exits_2(spark, tmp_path, capsys):
     model_dir = tmp_path / "model"
-    assert run_cli(capsys, "kmeans", "fit", "--input", IRIS, "--k", "2",
-                   "--output", str(model_dir))[0] == 0
+    assert (
+        run_cli(capsys, "kmeans", "fit", "--input", IRIS, "--k", "2", "--output", str(model_dir))[0]
+        == 0
+    )
     other = tmp_path / "other.csv"
     other.write_text("a,b\n1,2\n")
-    code, _, err = run_cli(capsys, "kmeans", "predict", "--model", str(model_dir),
-                           "--input", str(other), "--output", str(tmp_path / "p"))
+    code, _, err = run_cli(
+        capsys,
+        "kmeans",
+        "predict",
+        "--model",
+        str(model_dir),
+        "--input",
+        str(other),
+        "--output",
+        str(tmp_path / "p"),
+    )
     assert code == 2 and "sepal_length" in err
     assert not (tmp_path / "p").exists()

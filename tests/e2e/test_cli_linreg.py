@@ -27,8 +27,19 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_fit_predict_evaluate(spark, tmp_path, capsys):
     model_dir, preds, metrics = tmp_path / "model", tmp_path / "preds", tmp_path / "m.json"
-    code, out, _ = run_cli(capsys, "linreg", "fit", "--input", DIAMONDS, "--label", "price",
-                           "--output", str(model_dir), "--metrics-json", str(metrics))
+    code, out, _ = run_cli(
+        capsys,
+        "linreg",
+        "fit",
+        "--input",
+        DIAMONDS,
+        "--label",
+        "price",
+        "--output",
+        str(model_dir),
+        "--metrics-json",
+        str(metrics),
+    )
     assert code == 0
     assert "carat" in out and "R²" in out
     document = json.loads((model_dir / "model.json").read_text())
@@ -38,12 +49,22 @@ def test_fit_predict_evaluate(spark, tmp_path, capsys):
     assert json.loads(metrics.read_text())["r2"] == pytest.approx(document["summary"]["r2"])
 
     frame = pd.read_csv(DIAMONDS)
-    ref = np.linalg.lstsq(np.column_stack([np.ones(len(frame)), frame.iloc[:, :6]]),
-                          frame["price"], rcond=None)[0]
+    ref = np.linalg.lstsq(
+        np.column_stack([np.ones(len(frame)), frame.iloc[:, :6]]), frame["price"], rcond=None
+    )[0]
     np.testing.assert_allclose([document["intercept"], *document["coefficients"]], ref, rtol=1e-7)
 
-    code, _, _ = run_cli(capsys, "linreg", "predict", "--model", str(model_dir),
-                         "--input", DIAMONDS, "--output", str(preds))
+    code, _, _ = run_cli(
+        capsys,
+        "linreg",
+        "predict",
+        "--model",
+        str(model_dir),
+        "--input",
+        DIAMONDS,
+        "--output",
+        str(preds),
+    )
     assert code == 0 and (preds / "_SUCCESS").exists()
     got = spark.read.parquet(str(preds))
     assert got.columns == ["carat", "depth", "table", "x", "y", "z", "price", "prediction"]
@@ -51,13 +72,23 @@ def test_fit_predict_evaluate(spark, tmp_path, capsys):
     model = linreg.load_model(str(model_dir))
     head = frame.head(200).copy()
     head["prediction"] = model.predict_array(head.iloc[:, :6].to_numpy())
-    expected = spark.createDataFrame(head.astype(str).drop(columns="prediction").assign(
-        prediction=head["prediction"]))
+    expected = spark.createDataFrame(
+        head.astype(str).drop(columns="prediction").assign(prediction=head["prediction"])
+    )
     # input columns keep their CSV (string) type; order is the file's order
     assert_approx_df_equality(got.limit(200), expected, precision=1e-6)
 
-    code, out, _ = run_cli(capsys, "linreg", "evaluate", "--model", str(model_dir),
-                           "--input", DIAMONDS, "--label", "price")
+    code, out, _ = run_cli(
+        capsys,
+        "linreg",
+        "evaluate",
+        "--model",
+        str(model_dir),
+        "--input",
+        DIAMONDS,
+        "--label",
+        "price",
+    )
     assert code == 0
     metrics = json.loads(out)
     assert metrics["n"] == len(frame)
@@ -66,15 +97,26 @@ def test_fit_predict_evaluate(spark, tmp_path, capsys):
 
 def test_existing_output_refused_then_overwritten(spark, tmp_path, capsys):
     out = tmp_path / "model"
-    args = ["linreg", "fit", "--input", str(DATA / "diamonds.csv"), "--label", "price",
-            "--features", "carat,depth", "--output", str(out)]
+    args = [
+        "linreg",
+        "fit",
+        "--input",
+        str(DATA / "diamonds.csv"),
+        "--label",
+        "price",
+        "--features",
+        "carat,depth",
+        "--output",
+        str(out),
+    ]
     assert run_cli(capsys, *args)[0] == 0
     before = (out / "model.json").read_text()
     code, _, err = run_cli(capsys, *args)
     assert code == 2 and "already holds a complete output" in err and "--overwrite" in err
     assert (out / "model.json").read_text() == before
-    code, _, _ = run_cli(capsys, *args[:-4], "--features", "carat", "--output", str(out),
-                         "--overwrite")
+    code, _, _ = run_cli(
+        capsys, *args[:-4], "--features", "carat", "--output", str(out), "--overwrite"
+    )
     assert code == 0 and json.loads((out / "model.json").read_text())["features"] == ["carat"]
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary siblings left
 
@@ -96,8 +138,9 @@ def test_bad_csv_exits_2_with_one_line_and_no_output(spark, tmp_path, capsys, na
     source = tmp_path / name
     source.write_text(text)
     out = tmp_path / "out"
-    code, _, err = run_cli(capsys, "linreg", "fit", "--input", str(source), "--label", "y",
-                           "--output", str(out))
+    code, _, err = run_cli(
+        capsys, "linreg", "fit", "--input", str(source), "--label", "y", "--output", str(out)
+    )
     assert code == 2, err
     lines = [line for line in err.splitlines() if line.startswith("sparkml-jobs: error")]
     assert len(lines) == 1 and expected in lines[0], err
@@ -129,7 +172,9 @@ def test_singular_design_names_columns(spark, tmp_path, capsys):
     source = tmp_path / "dup.csv"
     rng = np.random.default_rng(0)
     a = rng.normal(size=40)
-    pd.DataFrame({"a": a, "b": rng.normal(size=40), "a2": 2 * a, "y": a + 1}).to_csv(source, index=False)
+    pd.DataFrame({"a": a, "b": rng.normal(size=40), "a2": 2 * a, "y": a + 1}).to_csv(
+        source, index=False
+    )
     base = ["linreg", "fit", "--input", str(source), "--label", "y"]
     code, _, err = run_cli(capsys, *base, "--output", str(tmp_path / "o"))
     assert code == 2 and "'a2' is a linear combination of 'a'" in err
@@ -150,14 +195,34 @@ def test_model_problems_exit_2(spark, tmp_path, capsys):
     (broken / "model.json").write_text("{not json")
     code, _, err = run_cli(capsys, *base, "--model", str(broken))
     assert code == 2 and "not valid JSON" in err
-    (broken / "model.json").write_text(json.dumps({
-        "kind": "linear_regression", "format_version": 1, "features": ["carat", "nope"],
-        "label": "price", "intercept": 0.0, "coefficients": [1.0, 2.0], "params": {}}))
+    (broken / "model.json").write_text(
+        json.dumps(
+            {
+                "kind": "linear_regression",
+                "format_version": 1,
+                "features": ["carat", "nope"],
+                "label": "price",
+                "intercept": 0.0,
+                "coefficients": [1.0, 2.0],
+                "params": {},
+            }
+        )
+    )
     code, _, err = run_cli(capsys, *base, "--model", str(broken))
     assert code == 2 and "'nope'" in err
-    (broken / "model.json").write_text(json.dumps({
-        "kind": "linear_regression", "format_version": 1, "features": ["carat"],
-        "label": "price", "intercept": 0.0, "coefficients": ["__import__('os')"], "params": {}}))
+    (broken / "model.json").write_text(
+        json.dumps(
+            {
+                "kind": "linear_regression",
+                "format_version": 1,
+                "features": ["carat"],
+                "label": "price",
+                "intercept": 0.0,
+                "coefficients": ["__import__('os')"],
+                "params": {},
+            }
+        )
+    )
     code, _, err = run_cli(capsys, *base, "--model", str(broken))
     assert code == 2 and "non-numeric value" in err
     assert not (tmp_path / "p").exists()
@@ -165,8 +230,10 @@ def test_model_problems_exit_2(spark, tmp_path, capsys):
 
 def test_config_file_with_flags_overriding(spark, tmp_path, capsys):
     config = tmp_path / "job.toml"
-    config.write_text(f'input = "{DIAMONDS}"\nlabel = "price"\nfeatures = "carat,depth"\n'
-                      f'output = "{tmp_path / "from_config"}"\n')
+    config.write_text(
+        f'input = "{DIAMONDS}"\nlabel = "price"\nfeatures = "carat,depth"\n'
+        f'output = "{tmp_path / "from_config"}"\n'
+    )
     code, _, _ = run_cli(capsys, "linreg", "fit", "--config", str(config), "--features", "carat")
     assert code == 0
     doc = json.loads((tmp_path / "from_config" / "model.json").read_text())
@@ -181,16 +248,47 @@ def test_console_script_subprocess(tmp_path):
     exe = Path(sys.executable).parent / "sparkml-jobs"
     out = tmp_path / "model"
     done = subprocess.run(
-        [str(exe), "linreg", "fit", "--input", DIAMONDS, "--label", "price", "--output", str(out),
-         "--master", "local[2]"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+        [
+            str(exe),
+            "linreg",
+            "fit",
+            "--input",
+            DIAMONDS,
+            "--label",
+            "price",
+            "--output",
+            str(out),
+            "--master",
+            "local[2]",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "statistics: 53940 rows" in done.stderr and "carat" in done.stdout
     assert json.loads((out / "model.json").read_text())["summary"]["n"] == 53940
     bad = subprocess.run(
-        [str(exe), "linreg", "fit", "--input", str(tmp_path / "none.csv"), "--label", "y",
-         "--output", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
+        [
+            str(exe),
+            "linreg",
+            "fit",
+            "--input",
+            str(tmp_path / "none.csv"),
+            "--label",
+            "y",
+            "--output",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines()[-1].startswith("sparkml-jobs: error: input path not found")
+    assert (
+        bad.stderr.strip().splitlines()[-1].startswith("sparkml-jobs: error: input path not found")
+    )
     assert "Traceback" not in bad.stderr
 
 
@@ -208,12 +306,26 @@ def test_parquet_and_libsvm_inputs_give_the_csv_model(spark, tmp_path, capsys):
     docs = {}
     for fmt, name in (("csv", "d.csv"), ("parquet", "d.parquet"), ("libsvm", "d.libsvm")):
         out = tmp_path / f"m-{fmt}"
-        code, _, err = run_cli(capsys, "linreg", "fit", "--input", str(tmp_path / name),
-                               "--format", fmt, "--label", "label", "--output", str(out))
+        code, _, err = run_cli(
+            capsys,
+            "linreg",
+            "fit",
+            "--input",
+            str(tmp_path / name),
+            "--format",
+            fmt,
+            "--label",
+            "label",
+            "--output",
+            str(out),
+        )
         assert code == 0, err
         docs[fmt] = json.loads((out / "model.json").read_text())
     assert docs["libsvm"]["features"] == ["f1", "f2", "f3"]
     for fmt in ("parquet", "libsvm"):
-        np.testing.assert_allclose(docs[fmt]["coefficients"], docs["csv"]["coefficients"], rtol=1e-12)
-        np.testing.assert_allclose(docs[fmt]["summary"]["std_errors"],
-                                   docs["csv"]["summary"]["std_errors"], rtol=1e-10)
+        np.testing.assert_allclose(
+            docs[fmt]["coefficients"], docs["csv"]["coefficients"], rtol=1e-12
+        )
+        np.testing.assert_allclose(
+            docs[fmt]["summary"]["std_errors"], docs["csv"]["summary"]["std_errors"], rtol=1e-10
+        )

@@ -42,8 +42,13 @@ def env_for(cluster_dir: Path | None = None, **extra: str) -> dict[str, str]:
 
 
 def cluster_sh(action: str, cluster_dir: Path, timeout: float = 180, **extra: str):
-    return subprocess.run([str(CLUSTER), action], env=env_for(cluster_dir, **extra),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(CLUSTER), action],
+        env=env_for(cluster_dir, **extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def submit(submit_opts: list[str], args: list[str], **extra: str) -> subprocess.CompletedProcess:
@@ -141,8 +146,9 @@ def test_cluster_is_up_on_loopback_only(cluster):
     doc = master_json(state)
     assert doc["status"] == "ALIVE"
     assert len([w for w in doc["workers"] if w["state"] == "ALIVE"]) == 2
-    assert all(w["host"] == "127.0.0.1" and w["cores"] == 1 and w["memory"] == 1024
-               for w in doc["workers"])
+    assert all(
+        w["host"] == "127.0.0.1" and w["cores"] == 1 and w["memory"] == 1024 for w in doc["workers"]
+    )
     started = pids(state)
     assert set(started) == {"master", "worker-1", "worker-2"}
     for name, pid in started.items():
@@ -159,8 +165,10 @@ def test_cluster_is_up_on_loopback_only(cluster):
 def test_jobs_on_the_standalone_cluster_match_local_mode(cluster, local_models, work, job):
     before = {app["id"] for app in master_json(cluster["dir"]).get("completedapps", [])}
     out = work / f"cluster-{job}"
-    proc = submit(["--master", cluster["url"], "--conf", "spark.ui.enabled=false",
-                   *split_conf(job)], job_args(job, out, work / "init.csv"))
+    proc = submit(
+        ["--master", cluster["url"], "--conf", "spark.ui.enabled=false", *split_conf(job)],
+        job_args(job, out, work / "init.csv"),
+    )
     assert f"master={cluster['url']}" in proc.stderr
     assert_same_model(out, local_models[job])
     completed = master_json(cluster["dir"]).get("completedapps", [])
@@ -184,8 +192,11 @@ def test_authenticated_cluster(tmp_path, local_models, work):
         for name in ("master", "worker-1"):
             assert "authentication enabled" in (state / "logs" / f"{name}.out").read_text(), name
         out = work / "auth-kmeans"
-        submit(["--master", url, "--conf", "spark.ui.enabled=false", *split_conf("kmeans")],
-               job_args("kmeans", out, work / "init.csv"), SPARK_AUTH_SECRET=secret)
+        submit(
+            ["--master", url, "--conf", "spark.ui.enabled=false", *split_conf("kmeans")],
+            job_args("kmeans", out, work / "init.csv"),
+            SPARK_AUTH_SECRET=secret,
+        )
         assert_same_model(out, local_models["kmeans"])
         for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
             try:

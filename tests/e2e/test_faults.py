@@ -40,10 +40,16 @@ def start_sh(submit_opts: list[str], args: list[str]) -> subprocess.Popen:
 
 def event_log_conf(directory: Path) -> list[str]:
     directory.mkdir(parents=True, exist_ok=True)
-    return ["--conf", "spark.eventLog.enabled=true",
-            "--conf", f"spark.eventLog.dir={directory.as_uri()}",
-            "--conf", "spark.eventLog.compress=false",
-            "--conf", "spark.eventLog.rolling.enabled=false"]
+    return [
+        "--conf",
+        "spark.eventLog.enabled=true",
+        "--conf",
+        f"spark.eventLog.dir={directory.as_uri()}",
+        "--conf",
+        "spark.eventLog.compress=false",
+        "--conf",
+        "spark.eventLog.rolling.enabled=false",
+    ]
 
 
 def events(directory: Path) -> list[dict]:
@@ -80,10 +86,17 @@ def test_failed_task_attempts_are_retried_to_the_identical_model(local_models, w
     started = {}
     for job, spec in selection.items():
         started[job] = start_sh(
-            ["--master", "local[2,4]", "--conf", "spark.ui.enabled=false",
-             "--conf", f"spark.sql.files.maxPartitionBytes={SPLIT[job]}",
-             "--conf", f"spark.executorEnv.{faults.ENV_VAR}={spec}",
-             *event_log_conf(work / f"events-{job}")],
+            [
+                "--master",
+                "local[2,4]",
+                "--conf",
+                "spark.ui.enabled=false",
+                "--conf",
+                f"spark.sql.files.maxPartitionBytes={SPLIT[job]}",
+                "--conf",
+                f"spark.executorEnv.{faults.ENV_VAR}={spec}",
+                *event_log_conf(work / f"events-{job}"),
+            ],
             job_args(job, work / f"faulty-{job}", work / "init.csv"),
         )
     for job, proc in started.items():
@@ -92,14 +105,22 @@ def test_failed_task_attempts_are_retried_to_the_identical_model(local_models, w
         log = events(work / f"events-{job}")
         assert job_results(log) and set(job_results(log)) == {"JobSucceeded"}
         ends = [e for e in log if e["Event"] == "SparkListenerTaskEnd"]
-        injected = [e for e in ends if e["Task End Reason"]["Reason"] == "ExceptionFailure"
-                    and "InjectedFault" in json.dumps(e["Task End Reason"])]
+        injected = [
+            e
+            for e in ends
+            if e["Task End Reason"]["Reason"] == "ExceptionFailure"
+            and "InjectedFault" in json.dumps(e["Task End Reason"])
+        ]
         assert len(injected) >= 2, job
-        other_failures = [e for e in ends if e["Task End Reason"]["Reason"] != "Success"
-                          and e not in injected]
+        other_failures = [
+            e for e in ends if e["Task End Reason"]["Reason"] != "Success" and e not in injected
+        ]
         assert not other_failures, other_failures[:1]
-        succeeded = {(e["Stage ID"], e["Task Info"]["Partition ID"], e["Task Info"]["Attempt"])
-                     for e in ends if e["Task End Reason"]["Reason"] == "Success"}
+        succeeded = {
+            (e["Stage ID"], e["Task Info"]["Partition ID"], e["Task Info"]["Attempt"])
+            for e in ends
+            if e["Task End Reason"]["Reason"] == "Success"
+        }
         for e in injected:  # each failed first attempt was retried, and the retry succeeded
             stage, partition = e["Stage ID"], e["Task Info"]["Partition ID"]
             assert e["Task Info"]["Attempt"] == 0
@@ -155,16 +176,38 @@ def grid_csv(tmp_path_factory) -> tuple[Path, Path]:
 
 def loss_run(csv: Path, init: Path, out: Path, events_dir: Path) -> subprocess.Popen:
     return start_sh(
-        ["--master", "local-cluster[2,1,1024]", "--conf", "spark.ui.enabled=false",
-         "--conf", f"spark.sql.files.maxPartitionBytes={SPLIT_LOSS}", *event_log_conf(events_dir)],
-        ["kmeans", "fit", "--input", str(csv), "--k", str(K), "--init", str(init),
-         "--max-iter", str(MAX_ITER), "--tol", "0", "--output", str(out)],
+        [
+            "--master",
+            "local-cluster[2,1,1024]",
+            "--conf",
+            "spark.ui.enabled=false",
+            "--conf",
+            f"spark.sql.files.maxPartitionBytes={SPLIT_LOSS}",
+            *event_log_conf(events_dir),
+        ],
+        [
+            "kmeans",
+            "fit",
+            "--input",
+            str(csv),
+            "--k",
+            str(K),
+            "--init",
+            str(init),
+            "--max-iter",
+            str(MAX_ITER),
+            "--tol",
+            "0",
+            "--output",
+            str(out),
+        ],
     )
 
 
 @pytest.mark.slow
-def test_killed_executor_is_recovered_from_lineage_to_the_identical_model(spark, grid_csv,
-                                                                         tmp_path):
+def test_killed_executor_is_recovered_from_lineage_to_the_identical_model(
+    spark, grid_csv, tmp_path
+):
     csv, init = grid_csv
     # the undisturbed reference runs alongside (its JVMs are not descendants of `proc`)
     reference_proc = loss_run(csv, init, tmp_path / "reference", tmp_path / "events-ref")
@@ -206,21 +249,31 @@ def test_killed_executor_is_recovered_from_lineage_to_the_identical_model(spark,
         reader.join(timeout=60)
     reference_log = events(tmp_path / "events-ref")
     assert set(job_results(reference_log)) == {"JobSucceeded"}
-    tasks = [e["Stage Info"]["Number of Tasks"] for e in reference_log
-             if e["Event"] == "SparkListenerStageSubmitted"]
+    tasks = [
+        e["Stage Info"]["Number of Tasks"]
+        for e in reference_log
+        if e["Event"] == "SparkListenerStageSubmitted"
+    ]
     assert max(tasks) >= 3, "the input should be split over both executors"
 
     log = events(tmp_path / "events-kill")
     assert set(job_results(log)) == {"JobSucceeded"}
-    removed = [i for i, e in enumerate(log) if e["Event"] == "SparkListenerExecutorRemoved"
-               and e["Executor ID"] == executors[killed]]
+    removed = [
+        i
+        for i, e in enumerate(log)
+        if e["Event"] == "SparkListenerExecutorRemoved" and e["Executor ID"] == executors[killed]
+    ]
     assert removed, "the killed executor was never reported lost"
-    after = log[removed[0]:]
+    after = log[removed[0] :]
     assert any(e["Event"] == "SparkListenerJobStart" for e in after), "no job ran after the loss"
     # the lost cached blocks were rebuilt from lineage: tasks after the loss read the CSV again
-    reread = [e for e in after if e["Event"] == "SparkListenerTaskEnd"
-              and e["Task End Reason"]["Reason"] == "Success"
-              and e.get("Task Metrics", {}).get("Input Metrics", {}).get("Bytes Read", 0) > 0]
+    reread = [
+        e
+        for e in after
+        if e["Event"] == "SparkListenerTaskEnd"
+        and e["Task End Reason"]["Reason"] == "Success"
+        and e.get("Task Metrics", {}).get("Input Metrics", {}).get("Bytes Read", 0) > 0
+    ]
     assert reread, "no task re-read the input after the executor was lost"
 
     got, want = model_numbers(tmp_path / "disturbed"), model_numbers(tmp_path / "reference")
@@ -232,9 +285,27 @@ def test_killed_executor_is_recovered_from_lineage_to_the_identical_model(spark,
 
     spark.conf.set("spark.sql.files.maxPartitionBytes", SPLIT_LOSS)
     try:
-        assert main(["kmeans", "fit", "--input", str(csv), "--k", str(K), "--init", str(init),
-                     "--max-iter", str(MAX_ITER), "--tol", "0",
-                     "--output", str(tmp_path / "local")]) == 0
+        assert (
+            main(
+                [
+                    "kmeans",
+                    "fit",
+                    "--input",
+                    str(csv),
+                    "--k",
+                    str(K),
+                    "--init",
+                    str(init),
+                    "--max-iter",
+                    str(MAX_ITER),
+                    "--tol",
+                    "0",
+                    "--output",
+                    str(tmp_path / "local"),
+                ]
+            )
+            == 0
+        )
     finally:
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
     local = np.array(model_numbers(tmp_path / "local")["centers"])

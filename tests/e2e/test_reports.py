@@ -82,8 +82,19 @@ def _nearest(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 def test_linreg_report_shows_statsmodels_intervals(spark, tmp_path, capsys):
     model_dir, report_dir = tmp_path / "model", tmp_path / "report"
-    code, _, err = run_cli(capsys, "linreg", "fit", "--input", DIAMONDS, "--label", "price",
-                           "--output", model_dir, "--report", report_dir)
+    code, _, err = run_cli(
+        capsys,
+        "linreg",
+        "fit",
+        "--input",
+        DIAMONDS,
+        "--label",
+        "price",
+        "--output",
+        model_dir,
+        "--report",
+        report_dir,
+    )
     assert code == 0, err
     assert f"report written to {report_dir / 'report.html'}" in err
     page = assert_report(report_dir, LINREG_PNGS)
@@ -91,16 +102,28 @@ def test_linreg_report_shows_statsmodels_intervals(spark, tmp_path, capsys):
     frame = pd.read_csv(DIAMONDS)
     ols = sm.OLS(frame["price"], sm.add_constant(frame.iloc[:, :6])).fit()
     rows = visual.coefficient_rows(linreg.load_model(str(model_dir)))
-    np.testing.assert_allclose([[r["low"], r["high"]] for r in rows], ols.conf_int(0.05),
-                               rtol=1e-6)
+    np.testing.assert_allclose([[r["low"], r["high"]] for r in rows], ols.conf_int(0.05), rtol=1e-6)
     for row in rows:  # the table beside the plot shows them
         assert f"<td>{row['term']}</td>" in page and visual.num(row["high"]) in page
 
 
 def test_kmeans_report_projects_the_sample_on_its_principal_axes(spark, tmp_path, capsys):
     model_dir, report_dir = tmp_path / "model", tmp_path / "report"
-    code, _, err = run_cli(capsys, "kmeans", "fit", "--input", IRIS, "--k", "3", "--seed", "1",
-                           "--output", model_dir, "--report", report_dir)
+    code, _, err = run_cli(
+        capsys,
+        "kmeans",
+        "fit",
+        "--input",
+        IRIS,
+        "--k",
+        "3",
+        "--seed",
+        "1",
+        "--output",
+        model_dir,
+        "--report",
+        report_dir,
+    )
     assert code == 0, err
     page = assert_report(report_dir, KMEANS_PNGS)
     doc = json.loads((model_dir / "model.json").read_text())
@@ -121,12 +144,16 @@ def test_report_checks_come_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "m").exists()
 
 
-@pytest.mark.parametrize("job", [
-    ["linreg", "fit", "--input", DIAMONDS, "--label", "price"],
-    ["kmeans", "fit", "--input", IRIS, "--k", "3"],
-])
-def test_report_without_matplotlib_exits_2_with_the_install_line(monkeypatch, tmp_path, capsys,
-                                                                  job):
+@pytest.mark.parametrize(
+    "job",
+    [
+        ["linreg", "fit", "--input", DIAMONDS, "--label", "price"],
+        ["kmeans", "fit", "--input", IRIS, "--k", "3"],
+    ],
+)
+def test_report_without_matplotlib_exits_2_with_the_install_line(
+    monkeypatch, tmp_path, capsys, job
+):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
     code, out, err = run_cli(capsys, *job, "--output", tmp_path / "m", "--report", tmp_path / "r")
     assert code == 2, err
@@ -138,11 +165,13 @@ def test_jobs_run_without_matplotlib(spark, monkeypatch, tmp_path, capsys, rng):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     source = tmp_path / "blobs.csv"
     _blobs_csv(source, rng)
-    code, _, err = run_cli(capsys, "kmeans", "fit", "--input", source, "--k", "4",
-                           "--output", tmp_path / "m")
+    code, _, err = run_cli(
+        capsys, "kmeans", "fit", "--input", source, "--k", "4", "--output", tmp_path / "m"
+    )
     assert code == 0, err
-    code, out, err = run_cli(capsys, "kmeans", "sweep", "--input", source, "--k", "3..5",
-                             "--output", tmp_path / "s")
+    code, out, err = run_cli(
+        capsys, "kmeans", "sweep", "--input", source, "--k", "3..5", "--output", tmp_path / "s"
+    )
     assert code == 0, err
     assert INSTALL_HINT in err and "recommended k = 4" in out
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["_SUCCESS", "sweep.json"]
@@ -154,8 +183,21 @@ def test_jobs_run_without_matplotlib(spark, monkeypatch, tmp_path, capsys, rng):
 def test_sweep_recovers_four_blobs(spark, tmp_path, capsys, rng):
     source, out_dir, metrics = tmp_path / "blobs.csv", tmp_path / "sweep", tmp_path / "m.json"
     x = _blobs_csv(source, rng)
-    code, out, err = run_cli(capsys, "kmeans", "sweep", "--input", source, "--k", "2..8",
-                             "--seed", "3", "--output", out_dir, "--metrics-json", metrics)
+    code, out, err = run_cli(
+        capsys,
+        "kmeans",
+        "sweep",
+        "--input",
+        source,
+        "--k",
+        "2..8",
+        "--seed",
+        "3",
+        "--output",
+        out_dir,
+        "--metrics-json",
+        metrics,
+    )
     assert code == 0, err
     assert err.count("loaded 2000 rows") == 1  # one read and validation for all seven fits
     doc = json.loads((out_dir / "sweep.json").read_text())
@@ -164,8 +206,9 @@ def test_sweep_recovers_four_blobs(spark, tmp_path, capsys, rng):
     assert doc["recommended_k"] == 4
     assert json.loads(metrics.read_text()) == doc
     assert re.search(r"^\s+4\s.*← recommended$", out, re.MULTILINE)
-    for k, centres, cost, score in zip(doc["k"], doc["centers"], doc["cost"], doc["silhouette"],
-                                       strict=True):
+    for k, centres, cost, score in zip(
+        doc["k"], doc["centers"], doc["cost"], doc["silhouette"], strict=True
+    ):
         labels, d2 = _nearest(x, np.array(centres))
         assert len(np.array(centres)) == k
         assert cost == pytest.approx(d2.sum(), rel=1e-9)
@@ -174,17 +217,41 @@ def test_sweep_recovers_four_blobs(spark, tmp_path, capsys, rng):
 
 
 def test_sweep_rejects_a_bad_range_before_spark(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "kmeans", "sweep", "--input", IRIS, "--k", "1..5",
-                           "--output", tmp_path / "s")
+    code, _, err = run_cli(
+        capsys, "kmeans", "sweep", "--input", IRIS, "--k", "1..5", "--output", tmp_path / "s"
+    )
     assert code == 2 and "--k values must lie in 2..1000" in err
 
 
 def test_evaluate_scores_the_saved_centres(spark, tmp_path, capsys):
     model_dir, metrics = tmp_path / "model", tmp_path / "m.json"
-    assert run_cli(capsys, "kmeans", "fit", "--input", IRIS, "--k", "3", "--seed", "2",
-                   "--output", model_dir)[0] == 0
-    code, out, err = run_cli(capsys, "kmeans", "evaluate", "--model", model_dir, "--input", IRIS,
-                             "--metrics-json", metrics)
+    assert (
+        run_cli(
+            capsys,
+            "kmeans",
+            "fit",
+            "--input",
+            IRIS,
+            "--k",
+            "3",
+            "--seed",
+            "2",
+            "--output",
+            model_dir,
+        )[0]
+        == 0
+    )
+    code, out, err = run_cli(
+        capsys,
+        "kmeans",
+        "evaluate",
+        "--model",
+        model_dir,
+        "--input",
+        IRIS,
+        "--metrics-json",
+        metrics,
+    )
     assert code == 0, err
     got = json.loads(metrics.read_text())
     assert json.loads(out) == got
@@ -217,11 +284,26 @@ def test_demo_writes_both_reports(spark, tmp_path, capsys):
 def test_progress_is_one_line_in_place_on_a_terminal(spark, tmp_path, monkeypatch):
     terminal = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    code = main(["kmeans", "fit", "--input", IRIS, "--k", "3", "--max-iter", "50",
-                 "--output", str(tmp_path / "m")])
+    code = main(
+        [
+            "kmeans",
+            "fit",
+            "--input",
+            IRIS,
+            "--k",
+            "3",
+            "--max-iter",
+            "50",
+            "--output",
+            str(tmp_path / "m"),
+        ]
+    )
     text = terminal.getvalue()
     assert code == 0, text
-    assert re.search(r"\rsparkml-jobs: k-means k=3  iteration 1/50  cost \S+  shift \S+  "
-                     r"\d+\.\ds\x1b\[K", text)
+    assert re.search(
+        r"\rsparkml-jobs: k-means k=3  iteration 1/50  cost \S+  shift \S+  "
+        r"\d+\.\ds\x1b\[K",
+        text,
+    )
     assert "iteration 1: cost" not in text  # the plain lines are for logs, not terminals
     assert "\x1b[K\nsparkml-jobs: model saved to" in text

@@ -46,8 +46,10 @@ def submitted(work):
     out = {"linreg": work / "submit-linreg", "kmeans": work / "submit-kmeans"}
     started = {  # two drivers at once: the JVM start-ups overlap
         "linreg": start_sh([], job_args("linreg", out["linreg"], metrics=True)),
-        "kmeans": start_sh(["--conf", "spark.ui.enabled=false"],
-                           job_args("kmeans", out["kmeans"], work / "init.csv", metrics=True)),
+        "kmeans": start_sh(
+            ["--conf", "spark.ui.enabled=false"],
+            job_args("kmeans", out["kmeans"], work / "init.csv", metrics=True),
+        ),
     }
     return out, {job: finish(proc) for job, proc in started.items()}
 
@@ -90,8 +92,16 @@ def test_run_sh_bad_input_exits_2_with_one_line(spark, work, capsys):
     """An unknown label column: found after Spark read the header, so the full path is exercised."""
     from sparkml_jobs.cli import main
 
-    args = ["linreg", "fit", "--input", str(DATA / "diamonds.csv"), "--label", "no_such_column",
-            "--output", str(work / "bad")]
+    args = [
+        "linreg",
+        "fit",
+        "--input",
+        str(DATA / "diamonds.csv"),
+        "--label",
+        "no_such_column",
+        "--output",
+        str(work / "bad"),
+    ]
     proc = run_sh(["--conf", "spark.ui.enabled=false"], args)
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("sparkml-jobs: error:")]
@@ -111,8 +121,11 @@ def test_run_sh_usage_errors(work):
     env = {**os.environ, "SPARKML_PYTHON": sys.executable}
     proc = subprocess.run([str(RUN)], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 2 and "usage:" in proc.stderr
-    proc = run_sh([], ["kmeans", "fit", "--input", str(DATA / "iris.csv"),
-                       "--output", str(work / "no-k")], timeout=300)
+    proc = run_sh(
+        [],
+        ["kmeans", "fit", "--input", str(DATA / "iris.csv"), "--output", str(work / "no-k")],
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("sparkml-jobs: error:")]
     assert len(errors) == 1 and "--k" in errors[0], proc.stderr

@@ -22,7 +22,7 @@ def reference_lloyd(x, centers, max_iter, tol=0.0):
     its centre (distinct points, ties by coordinates), as the job documents."""
     centers = centers.astype(float).copy()
     n_iter = 0
-    for n_iter in range(1, max_iter + 1):
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 - the count is returned
         d2 = ((x[:, None, :] - centers[None]) ** 2).sum(-1)
         labels = d2.argmin(1)
         own = d2[np.arange(len(x)), labels]
@@ -58,7 +58,8 @@ def test_matches_reference_lloyd(spark, rng, partitions):
     x, _ = _blobs(rng, spread=3.0)
     init = x[:4].copy()
     model = K.KMeans(k=4, initial_centers=init, max_iter=50, tol=0).fit(
-        D.from_numpy(spark, x, num_partitions=partitions, blocks_per_partition=2))
+        D.from_numpy(spark, x, num_partitions=partitions, blocks_per_partition=2)
+    )
     centers, labels, cost, n_iter = reference_lloyd(x, init, 50)
     np.testing.assert_allclose(model.centers, centers, rtol=1e-9)
     np.testing.assert_allclose(model.summary.cost, cost, rtol=1e-9)
@@ -73,7 +74,8 @@ def test_empty_cluster_is_reseeded_and_reported(spark, rng):
     x, _ = _blobs(rng, k=2, per=100, d=2)
     init = np.vstack([x[:2], [[500.0, 500.0]]])  # the third centre attracts no point
     model = K.KMeans(k=3, initial_centers=init, max_iter=30, tol=0).fit(
-        D.from_numpy(spark, x, num_partitions=3))
+        D.from_numpy(spark, x, num_partitions=3)
+    )
     centers, _, cost, _ = reference_lloyd(x, init, 30)
     assert model.summary.reseeded[0] == {"iteration": 1, "cluster": 2}
     np.testing.assert_allclose(model.centers, centers, rtol=1e-9)
@@ -109,17 +111,23 @@ def test_weights_equal_repeated_rows(spark, rng):
     reps = rng.integers(1, 4, size=len(x))
     init = x[:3].copy()
     weighted = K.KMeans(k=3, initial_centers=init, tol=0, max_iter=50).fit(
-        D.from_numpy(spark, x, w=reps.astype(float), num_partitions=2))
+        D.from_numpy(spark, x, w=reps.astype(float), num_partitions=2)
+    )
     repeated = K.KMeans(k=3, initial_centers=init, tol=0, max_iter=50).fit(
-        D.from_numpy(spark, np.repeat(x, reps, axis=0), num_partitions=2))
+        D.from_numpy(spark, np.repeat(x, reps, axis=0), num_partitions=2)
+    )
     np.testing.assert_allclose(weighted.centers, repeated.centers, rtol=1e-9)
     np.testing.assert_allclose(weighted.summary.cost, repeated.summary.cost, rtol=1e-9)
 
 
 def test_cosine_distance_clusters_directions(spark, rng):
     directions = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
-    x = np.vstack([d * rng.uniform(1, 100, size=(100, 1)) + rng.normal(size=(100, 3)) * 0.05
-                   for d in directions])
+    x = np.vstack(
+        [
+            d * rng.uniform(1, 100, size=(100, 1)) + rng.normal(size=(100, 3)) * 0.05
+            for d in directions
+        ]
+    )
     model = K.KMeans(k=3, distance="cosine", seed=1).fit(D.from_numpy(spark, x, num_partitions=2))
     np.testing.assert_allclose(np.linalg.norm(model.centers, axis=1), 1.0, rtol=1e-12)
     assert np.sort(np.abs(model.centers).argmax(1)).tolist() == [0, 1, 2]
@@ -157,7 +165,7 @@ def test_cost_at_least_as_good_as_mllib(spark):
         ours.append(K.KMeans(k=8, seed=seed).fit(data).summary.cost)
         theirs.append(MLKMeans(k=8, seed=seed).fit(vectors).summary.trainingCost)
     vectors.unpersist()
-    print('kmeans cost ours vs mllib', sorted(ours), sorted(theirs))
+    print("kmeans cost ours vs mllib", sorted(ours), sorted(theirs))
     assert np.median(ours) <= np.median(theirs) * (1 + 1e-9), (ours, theirs)
 
 
@@ -207,7 +215,9 @@ def test_bad_parameters(kwargs, message):
 
 def test_k_greater_than_distinct_points(spark):
     x = np.repeat([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], 20, axis=0)
-    with pytest.raises(InputError, match=r"k=4 is greater than the number of distinct points \(3\)"):
+    with pytest.raises(
+        InputError, match=r"k=4 is greater than the number of distinct points \(3\)"
+    ):
         K.KMeans(k=4, seed=0).fit(D.from_numpy(spark, x, num_partitions=2))
     model = K.KMeans(k=3, seed=0).fit(D.from_numpy(spark, x, num_partitions=2))
     assert model.summary.cost == 0.0

@@ -57,13 +57,16 @@ def test_same_model_for_any_partitioning(spark, rng):
     for other in models[1:]:
         np.testing.assert_allclose(other.coefficients, models[0].coefficients, rtol=1e-12)
         np.testing.assert_allclose(other.intercept, models[0].intercept, rtol=1e-12)
-        np.testing.assert_allclose(other.summary.std_errors, models[0].summary.std_errors, rtol=1e-10)
+        np.testing.assert_allclose(
+            other.summary.std_errors, models[0].summary.std_errors, rtol=1e-10
+        )
 
 
 def test_same_partitioning_is_bit_identical(spark, rng):
     x, y = _design(rng, n=2000)
-    first, second = (L.LinearRegression().fit(D.from_numpy(spark, x, y, num_partitions=7))
-                     for _ in range(2))
+    first, second = (
+        L.LinearRegression().fit(D.from_numpy(spark, x, y, num_partitions=7)) for _ in range(2)
+    )
     assert np.array_equal(first.coefficients, second.coefficients)
     assert first.summary == second.summary
 
@@ -88,7 +91,9 @@ def test_diamonds_matches_statsmodels(spark):
     data = D.load(spark, str(DATA / "diamonds.csv"), "csv", label="price", num_partitions=4)
     assert data.features == features
     model = L.LinearRegression().fit(data)
-    ref = sm.OLS(frame["price"].to_numpy(float), sm.add_constant(frame[features].to_numpy(float))).fit()
+    ref = sm.OLS(
+        frame["price"].to_numpy(float), sm.add_constant(frame[features].to_numpy(float))
+    ).fit()
     _check_against_statsmodels(model, ref, True, rtol=1e-6)
     assert model.summary.n == 53940
 

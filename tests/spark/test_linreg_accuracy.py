@@ -33,7 +33,10 @@ def exact_ols(x: np.ndarray, y: np.ndarray):
                 rows[r] = [u - f * v for u, v in zip(rows[r], rows[c], strict=True)]
     beta = [rows[i][m] for i in range(m)]
     inv_diag = [rows[i][m + 1 + i] for i in range(m)]
-    resid = [t - sum(b * v for b, v in zip(beta, r, strict=True)) for r, t in zip(design, target, strict=True)]
+    resid = [
+        t - sum(b * v for b, v in zip(beta, r, strict=True))
+        for r, t in zip(design, target, strict=True)
+    ]
     ssr = sum(e * e for e in resid)
     sigma2 = ssr / (len(design) - m)
     se = [float(sigma2 * d) ** 0.5 for d in inv_diag]
@@ -127,6 +130,8 @@ def test_tsqr_rank_deficiency_named_and_dropped(spark, rng):
     model = L.LinearRegression(solver="tsqr", on_singular="drop").fit(data)
     assert np.isnan(model.coefficients[3]) and model.summary.aliased == ["d"]
     ref = sm.OLS(y, sm.add_constant(x[:, :3])).fit()
-    np.testing.assert_allclose(np.r_[model.intercept, model.coefficients[:3]], ref.params, rtol=1e-9)
+    np.testing.assert_allclose(
+        np.r_[model.intercept, model.coefficients[:3]], ref.params, rtol=1e-9
+    )
     assert model.summary.std_errors[4] is None
     np.testing.assert_allclose(model.summary.std_errors[:4], ref.bse, rtol=1e-9)

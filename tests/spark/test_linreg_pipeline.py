@@ -27,8 +27,15 @@ def _days(rng, n_days=3, rows=400):
 
 def test_fit_then_update_equals_fit_on_union(spark, rng):
     a, b, c = _days(rng)
-    load = lambda frame: D.from_numpy(spark, frame[["a", "b", "c"]].to_numpy(),  # noqa: E731
-                                      frame["y"].to_numpy(), features=["a", "b", "c"])
+
+    def load(frame):
+        return D.from_numpy(
+            spark,
+            frame[["a", "b", "c"]].to_numpy(),
+            frame["y"].to_numpy(),
+            features=["a", "b", "c"],
+        )
+
     model_a = L.LinearRegression().fit(load(a))
     updated = L.update(model_a, added=load(b))
     union = L.LinearRegression().fit(load(pd.concat([a, b])))
@@ -51,15 +58,52 @@ def test_update_cli_round_trip(spark, rng, tmp_path, capsys):
         paths.append(tmp_path / f"day{i}.csv")
         frame.to_csv(paths[-1], index=False)
     run = lambda *argv: main([str(a) for a in argv])  # noqa: E731
-    assert run("linreg", "fit", "--input", paths[0], "--label", "y", "--output", tmp_path / "m0") == 0
-    assert run("linreg", "update", "--model", tmp_path / "m0", "--input", paths[1],
-               "--output", tmp_path / "m1") == 0
-    assert run("linreg", "update", "--model", tmp_path / "m1", "--input", paths[2],
-               "--subtract", paths[0], "--output", tmp_path / "m2") == 0
+    assert (
+        run("linreg", "fit", "--input", paths[0], "--label", "y", "--output", tmp_path / "m0") == 0
+    )
+    assert (
+        run(
+            "linreg",
+            "update",
+            "--model",
+            tmp_path / "m0",
+            "--input",
+            paths[1],
+            "--output",
+            tmp_path / "m1",
+        )
+        == 0
+    )
+    assert (
+        run(
+            "linreg",
+            "update",
+            "--model",
+            tmp_path / "m1",
+            "--input",
+            paths[2],
+            "--subtract",
+            paths[0],
+            "--output",
+            tmp_path / "m2",
+        )
+        == 0
+    )
     both = pd.concat(days[1:])
     both.to_csv(tmp_path / "both.csv", index=False)
-    assert run("linreg", "fit", "--input", tmp_path / "both.csv", "--label", "y",
-               "--output", tmp_path / "ref") == 0
+    assert (
+        run(
+            "linreg",
+            "fit",
+            "--input",
+            tmp_path / "both.csv",
+            "--label",
+            "y",
+            "--output",
+            tmp_path / "ref",
+        )
+        == 0
+    )
     got = json.loads((tmp_path / "m2" / "model.json").read_text())
     ref = json.loads((tmp_path / "ref" / "model.json").read_text())
     np.testing.assert_allclose(got["coefficients"], ref["coefficients"], rtol=1e-9)
@@ -94,8 +138,9 @@ def test_cross_validation_matches_explicit_refits(spark, rng):
         for f in range(4):
             tr, te = folds != f, folds == f
             xc = x[tr] - x[tr].mean(0)
-            beta = np.linalg.solve(xc.T @ xc + tr.sum() * lam * np.eye(p),
-                                   xc.T @ (y[tr] - y[tr].mean()))
+            beta = np.linalg.solve(
+                xc.T @ xc + tr.sum() * lam * np.eye(p), xc.T @ (y[tr] - y[tr].mean())
+            )
             b0 = y[tr].mean() - x[tr].mean(0) @ beta
             sse += np.sum((y[te] - b0 - x[te] @ beta) ** 2)
         expected.append(sse / n)
@@ -109,14 +154,40 @@ def test_cross_validation_matches_explicit_refits(spark, rng):
 def test_cv_cli(spark, rng, tmp_path, capsys):
     frame = _days(rng, n_days=1, rows=500)[0]
     frame.to_csv(tmp_path / "d.csv", index=False)
-    code = main(["linreg", "fit", "--input", str(tmp_path / "d.csv"), "--label", "y",
-                 "--reg-param", "0.01,0.1,1,10", "--cv", "5", "--output", str(tmp_path / "m")])
+    code = main(
+        [
+            "linreg",
+            "fit",
+            "--input",
+            str(tmp_path / "d.csv"),
+            "--label",
+            "y",
+            "--reg-param",
+            "0.01,0.1,1,10",
+            "--cv",
+            "5",
+            "--output",
+            str(tmp_path / "m"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "5-fold cross-validation" in out and "<- chosen" in out
     doc = json.loads((tmp_path / "m" / "model.json").read_text())
     assert len(doc["summary"]["cross_validation"]["cv_mse"]) == 4
-    code = main(["linreg", "fit", "--input", str(tmp_path / "d.csv"), "--label", "y",
-                 "--reg-param", "0.01,0.1", "--output", str(tmp_path / "n")])
+    code = main(
+        [
+            "linreg",
+            "fit",
+            "--input",
+            str(tmp_path / "d.csv"),
+            "--label",
+            "y",
+            "--reg-param",
+            "0.01,0.1",
+            "--output",
+            str(tmp_path / "n"),
+        ]
+    )
     assert code == 2 and "needs --cv" in capsys.readouterr().err
 
 
@@ -128,9 +199,12 @@ def test_wide_design_thousands_of_features(spark, rng):
     beta = rng.normal(size=p)
     y = x @ beta + rng.normal(size=n) * 0.1
     model = L.LinearRegression(solver="cholesky").fit(
-        D.from_numpy(spark, x, y, num_partitions=2, blocks_per_partition=3))
+        D.from_numpy(spark, x, y, num_partitions=2, blocks_per_partition=3)
+    )
     ref = np.linalg.lstsq(np.column_stack([np.ones(n), x]), y, rcond=None)[0]
-    np.testing.assert_allclose(np.r_[model.intercept, model.coefficients], ref, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(
+        np.r_[model.intercept, model.coefficients], ref, rtol=1e-8, atol=1e-10
+    )
     assert len(model.summary.std_errors) == p + 1
 
 

@@ -23,8 +23,9 @@ def test_partials_merge_to_the_whole(rng):
     w = rng.uniform(0.5, 2, size=600)
     centers = x[:5]
     whole = kk.lloyd_partial(x, centers, w, keep_far=5)
-    parts = [kk.lloyd_partial(x[s], centers, w[s], keep_far=5)
-             for s in np.array_split(np.arange(600), 4)]
+    parts = [
+        kk.lloyd_partial(x[s], centers, w[s], keep_far=5) for s in np.array_split(np.arange(600), 4)
+    ]
     merged = reduce(kk.ClusterPartial.merge, parts, kk.ClusterPartial.zero(5, 3))
     np.testing.assert_allclose(merged.sums, whole.sums, rtol=1e-12)
     np.testing.assert_allclose(merged.weights, whole.weights, rtol=1e-12)

@@ -26,9 +26,17 @@ def _logger(stream) -> tuple[logging.Logger, logging.Handler]:
 def _iterate(logger: logging.Logger) -> None:
     logger.info("starting")
     for n, (cost, shift) in enumerate([(120.5, 0.9), (80.25, 0.01)], start=1):
-        logger.info("iteration %d: cost %.6g shift %.3g%s (%.1fs)", n, cost, shift, "", 0.5 * n,
-                    extra=progress.fields(n, 20, label="k-means k=3", elapsed=0.5 * n,
-                                          cost=cost, shift=shift))
+        logger.info(
+            "iteration %d: cost %.6g shift %.3g%s (%.1fs)",
+            n,
+            cost,
+            shift,
+            "",
+            0.5 * n,
+            extra=progress.fields(
+                n, 20, label="k-means k=3", elapsed=0.5 * n, cost=cost, shift=shift
+            ),
+        )
     logger.info("model saved")
 
 

@@ -75,8 +75,10 @@ def test_solve_matches_lstsq(rng, fit_intercept, weighted):
     np.testing.assert_allclose(got, ref, rtol=1e-9)
     # unscaled covariance = (XᵀWX)⁻¹
     inv = np.linalg.inv(design.T @ (design * w[:, None]))
-    diag = np.r_[sol.unscaled_var_intercept, np.diag(sol.unscaled_cov)] if fit_intercept else (
-        np.diag(sol.unscaled_cov)
+    diag = (
+        np.r_[sol.unscaled_var_intercept, np.diag(sol.unscaled_cov)]
+        if fit_intercept
+        else (np.diag(sol.unscaled_cov))
     )
     np.testing.assert_allclose(diag, np.diag(inv), rtol=1e-8)
 

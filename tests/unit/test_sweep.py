@@ -69,10 +69,16 @@ def test_parse_k_range(text, expected):
     assert sweep.parse_k_range(text) == expected
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("two..five", "a range like 2..20"), ("6..2", "a range like 2..20"), ("", "a range like"),
-    ("1..5", "2..1000"), ("2,5000", "2..1000"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("two..five", "a range like 2..20"),
+        ("6..2", "a range like 2..20"),
+        ("", "a range like"),
+        ("1..5", "2..1000"),
+        ("2,5000", "2..1000"),
+    ],
+)
 def test_parse_k_range_rejects(text, message):
     with pytest.raises(InputError, match=message):
         sweep.parse_k_range(text)
