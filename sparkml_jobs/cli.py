@@ -489,21 +489,9 @@ def kmeans_fit(args: argparse.Namespace) -> dict[str, Any]:
             f"--init must be one of {', '.join(kmeans.INITS)} or an existing CSV file, "
             f"got {args.init!r}"
         )
-    kmeans.KMeans(
-        k=args.k,
-        max_iter=args.max_iter,
-        tol=args.tol,
-        distance=args.distance,
-        n_init=args.n_init,
-        init_steps=args.init_steps,
-    )  # validate before starting Spark
-    spark = _session(args)
-    data = _load(spark, args, label=None, features=args.features, weight=args.weight_col)
-    centers = read_centers_file(spark, args.init, data.features, args.k) if given else None
-    estimator = kmeans.KMeans(
+    options = dict(
         k=args.k,
         init="k-means||" if given else args.init,
-        initial_centers=centers,
         max_iter=args.max_iter,
         tol=args.tol,
         seed=args.seed,
@@ -513,7 +501,11 @@ def kmeans_fit(args: argparse.Namespace) -> dict[str, Any]:
         mode=args.mode,
         checkpoint_dir=args.checkpoint_dir,
     )
-    model = estimator.fit(data)
+    kmeans.KMeans(**options)  # validate the parameters before starting Spark
+    spark = _session(args)
+    data = _load(spark, args, label=None, features=args.features, weight=args.weight_col)
+    centers = read_centers_file(spark, args.init, data.features, args.k) if given else None
+    model = kmeans.KMeans(**options, initial_centers=centers).fit(data)
     kmeans.save_model(model, args.output, args.overwrite)
     log.info("model saved to %s", args.output)
     print(report.kmeans_table(model))
