@@ -851,93 +851,99 @@ def evaluate_targets(results: dict) -> list[dict]:
             }
         )
 
-    ours = _get(results, "linreg_cached", "ours", "median_s")
-    ml = _get(results, "linreg_cached", "mllib", "median_s")
-    add(
-        "linreg fit on cached data ≥10× faster than MLlib",
-        None if not (ours and ml) else ours / ml,
-        0.1,
-        "ours/MLlib ≤ 0.10",
-        f"ours {_s(ours)} vs MLlib {_s(ml)}",
-    )
-    ours = _get(results, "e2e", "linreg", "ours", "median_s")
-    ml = _get(results, "e2e", "linreg", "mllib", "median_s")
-    add(
-        "linreg end-to-end ≤0.5× MLlib",
-        None if not (ours and ml) else ours / ml,
-        0.5,
-        "ours/MLlib ≤ 0.50",
-        f"ours {_s(ours)} vs MLlib {_s(ml)}",
-    )
-    ours = _get(results, "e2e", "kmeans_given", "ours", "median_s")
-    ml = _get(results, "e2e", "kmeans_given", "mllib", "median_s")
-    add(
-        "k-means 20 iterations end-to-end ≤0.5× MLlib (JVM RDD API, same centres)",
-        None if not (ours and ml) else ours / ml,
-        0.5,
-        "ours/MLlib ≤ 0.50",
-        f"ours {_s(ours)} vs MLlib {_s(ml)}",
-    )
-    ml = _get(results, "e2e", "kmeans_given", "mllib_pyrdd", "median_s")
-    add(
-        "k-means 20 iterations end-to-end ≤0.5× MLlib (PySpark pyspark.mllib KMeans.train)",
-        None if not (ours and ml) else ours / ml,
-        0.5,
-        "ours/MLlib ≤ 0.50",
-        f"ours {_s(ours)} vs pyspark.mllib {_s(ml)}",
-    )
-    ours = _get(results, "kmeans_cached", "ours", "per_iter_s")
-    steady = _get(results, "kmeans_cached", "ours", "steady_per_iter_s")
-    sk = _get(results, "kmeans_cached", "sklearn", "per_iter_s")
-    add(
-        "k-means per-iteration time on cached data within 3× of scikit-learn",
-        None if not (ours and sk) else ours / sk,
-        3.0,
-        "ours/sklearn ≤ 3 (fit time / iterations)",
-        f"ours {_s(ours)}/iter (steady state {_s(steady)}) vs sklearn {_s(sk)}/iter",
-    )
-    for section, mode, other, label, limit in (
-        (
-            "linreg_cached",
-            "ours_onepass",
-            "mllib",
-            "linreg fit on cached data ≥10× faster than MLlib — one-pass fit",
-            0.1,
-        ),
-        (
-            ("e2e", "linreg"),
-            "ours_onepass",
-            "mllib",
-            "linreg end-to-end ≤0.5× MLlib — one-pass fit",
-            0.5,
-        ),
-        (
-            ("e2e", "kmeans_given"),
-            "ours_barrier",
-            "mllib",
-            "k-means 20 iterations end-to-end ≤0.5× MLlib (JVM RDD API) — barrier mode",
-            0.5,
-        ),
-    ):
-        keys = section if isinstance(section, tuple) else (section,)
-        ours = _get(results, *keys, mode, "median_s")
-        ml = _get(results, *keys, other, "median_s")
+    def ratio(label, ours_path, other_path, limit, how, other_name, unit="", extra="", tail=""):
+        ours, other = _get(results, *ours_path), _get(results, *other_path)
         add(
             label,
-            None if not (ours and ml) else ours / ml,
+            None if not (ours and other) else ours / other,
             limit,
-            f"ours/MLlib ≤ {limit:.2f}",
-            f"ours {_s(ours)} vs MLlib {_s(ml)}",
+            how,
+            f"ours {_s(ours)}{unit}{extra} vs {other_name} {_s(other)}{unit}{tail}",
         )
-    ours = _get(results, "kmeans_cached", "ours_barrier", "per_iter_s")
-    sk = _get(results, "kmeans_cached", "sklearn", "per_iter_s")
-    add(
-        "k-means per-iteration time on cached data within 3× of scikit-learn — barrier mode",
-        None if not (ours and sk) else ours / sk,
-        3.0,
-        "ours/sklearn ≤ 3 (fit time / iterations)",
-        f"ours {_s(ours)}/iter vs sklearn {_s(sk)}/iter (includes the one load of the data)",
-    )
+
+    e2e_lin, e2e_km = ("e2e", "linreg"), ("e2e", "kmeans_given")
+    steady = _get(results, "kmeans_cached", "ours", "steady_per_iter_s")
+    per_iter = "ours/sklearn ≤ 3 (fit time / iterations)"
+    for args in (
+        (
+            "linreg fit on cached data ≥10× faster than MLlib",
+            ("linreg_cached", "ours", "median_s"),
+            ("linreg_cached", "mllib", "median_s"),
+            0.1,
+            "ours/MLlib ≤ 0.10",
+            "MLlib",
+        ),
+        (
+            "linreg end-to-end ≤0.5× MLlib",
+            (*e2e_lin, "ours", "median_s"),
+            (*e2e_lin, "mllib", "median_s"),
+            0.5,
+            "ours/MLlib ≤ 0.50",
+            "MLlib",
+        ),
+        (
+            "k-means 20 iterations end-to-end ≤0.5× MLlib (JVM RDD API, same centres)",
+            (*e2e_km, "ours", "median_s"),
+            (*e2e_km, "mllib", "median_s"),
+            0.5,
+            "ours/MLlib ≤ 0.50",
+            "MLlib",
+        ),
+        (
+            "k-means 20 iterations end-to-end ≤0.5× MLlib (PySpark pyspark.mllib KMeans.train)",
+            (*e2e_km, "ours", "median_s"),
+            (*e2e_km, "mllib_pyrdd", "median_s"),
+            0.5,
+            "ours/MLlib ≤ 0.50",
+            "pyspark.mllib",
+        ),
+        (
+            "k-means per-iteration time on cached data within 3× of scikit-learn",
+            ("kmeans_cached", "ours", "per_iter_s"),
+            ("kmeans_cached", "sklearn", "per_iter_s"),
+            3.0,
+            per_iter,
+            "sklearn",
+            "/iter",
+            f" (steady state {_s(steady)})",
+        ),
+        (
+            "linreg fit on cached data ≥10× faster than MLlib — one-pass fit",
+            ("linreg_cached", "ours_onepass", "median_s"),
+            ("linreg_cached", "mllib", "median_s"),
+            0.1,
+            "ours/MLlib ≤ 0.10",
+            "MLlib",
+        ),
+        (
+            "linreg end-to-end ≤0.5× MLlib — one-pass fit",
+            (*e2e_lin, "ours_onepass", "median_s"),
+            (*e2e_lin, "mllib", "median_s"),
+            0.5,
+            "ours/MLlib ≤ 0.50",
+            "MLlib",
+        ),
+        (
+            "k-means 20 iterations end-to-end ≤0.5× MLlib (JVM RDD API) — barrier mode",
+            (*e2e_km, "ours_barrier", "median_s"),
+            (*e2e_km, "mllib", "median_s"),
+            0.5,
+            "ours/MLlib ≤ 0.50",
+            "MLlib",
+        ),
+        (
+            "k-means per-iteration time on cached data within 3× of scikit-learn — barrier mode",
+            ("kmeans_cached", "ours_barrier", "per_iter_s"),
+            ("kmeans_cached", "sklearn", "per_iter_s"),
+            3.0,
+            per_iter,
+            "sklearn",
+            "/iter",
+            "",
+            " (includes the one load of the data)",
+        ),
+    ):
+        ratio(*args)
     for key, label in (
         ("ours_linreg_blocks", "linreg blocks"),
         ("ours_kmeans_blocks", "k-means blocks"),

@@ -21,7 +21,7 @@ from pyspark.sql import types as T
 from sparkml_jobs import kmeans_kernels as kk
 from sparkml_jobs import progress
 from sparkml_jobs.aggregate import tree_aggregate
-from sparkml_jobs.data import Block, BlockData, Counts
+from sparkml_jobs.data import Block, BlockData, Counts, score_frame
 from sparkml_jobs.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,6 @@ class KMeansModel:
 
     def predict(self, frame: DataFrame) -> DataFrame:
         """All columns of ``frame`` plus ``cluster`` (int) and ``distance``, row order kept."""
-        from sparkml_jobs.linreg import score_frame
 
         def score(x: np.ndarray) -> dict[str, np.ndarray]:
             labels, dist = self.predict_array(x)
@@ -82,7 +81,7 @@ class KMeansModel:
         out = T.StructType(
             [T.StructField("cluster", T.IntegerType()), T.StructField("distance", T.DoubleType())]
         )
-        return score_frame(frame, self.features, score, "cluster", out)
+        return score_frame(frame, self.features, score, out)
 
 
 @dataclass(frozen=True, kw_only=True)

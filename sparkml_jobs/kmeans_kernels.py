@@ -6,7 +6,7 @@ unit-tested on small inputs directly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -230,12 +230,8 @@ class LloydState:
     cosine: bool = False
     n_iter: int = 0
     converged: bool = False
-    history: list = None  # type: ignore[assignment]
-    reseeded: list = None  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        self.history = [] if self.history is None else self.history
-        self.reseeded = [] if self.reseeded is None else self.reseeded
+    history: list = field(default_factory=list)
+    reseeded: list = field(default_factory=list)
 
     @property
     def done(self) -> bool:

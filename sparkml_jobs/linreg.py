@@ -13,14 +13,13 @@ from functools import reduce
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from sparkml_jobs import qr
 from sparkml_jobs import stats as st
 from sparkml_jobs.aggregate import depth_for, tree_aggregate
-from sparkml_jobs.data import BlockData, Counts, as_double
+from sparkml_jobs.data import BlockData, Counts, score_frame
 from sparkml_jobs.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -73,57 +72,16 @@ class LinearRegressionModel:
 
     def predict(self, frame: DataFrame, output_col: str = "prediction") -> DataFrame:
         """All columns of ``frame`` plus ``prediction``, row order kept (one ``mapInArrow``)."""
-        return score_frame(frame, self.features, self.predict_array, output_col, T.DoubleType())
+        return score_frame(
+            frame,
+            self.features,
+            lambda x: {output_col: self.predict_array(x)},
+            T.StructType([T.StructField(output_col, T.DoubleType())]),
+        )
 
     def evaluate(self, data: BlockData) -> dict[str, float]:
         """Metrics on labelled data: n, mse, rmse, mae, r2 (one pass)."""
         return evaluate(self, data)
-
-
-def score_frame(
-    frame: DataFrame, features: list[str], score, output_col: str, output_type
-) -> DataFrame:
-    """Append ``score(x_block)`` to every row of ``frame`` in one ``mapInArrow`` (row order kept).
-
-    The feature columns are cast to double in the JVM, then scored block by block in numpy.
-    """
-    missing = [c for c in features if c not in frame.columns]
-    if missing:
-        raise InputError(
-            "input lacks the model's feature column(s) "
-            f"{', '.join(repr(c) for c in missing)} (columns: {', '.join(frame.columns)})"
-        )
-    inputs = frame.columns
-    hidden = [f"__x{j}" for j in range(len(features))]
-    typed = frame.select(
-        *inputs, *[as_double(c).alias(h) for c, h in zip(features, hidden, strict=True)]
-    )
-    out_fields = [f for f in frame.schema.fields] + [T.StructField(output_col, output_type)]
-    if isinstance(output_type, T.StructType):
-        out_fields = [f for f in frame.schema.fields] + list(output_type.fields)
-
-    def apply(batches):
-        for batch in batches:
-            x = (
-                np.column_stack(
-                    [
-                        batch.column(h).fill_null(np.nan).to_numpy(zero_copy_only=False)
-                        for h in hidden
-                    ]
-                )
-                if hidden
-                else np.zeros((batch.num_rows, 0))
-            )
-            scored = score(x.reshape(batch.num_rows, len(hidden)))
-            kept = [batch.column(c) for c in inputs]
-            if isinstance(scored, dict):
-                extra = [pa.array(v) for v in scored.values()]
-                names = inputs + list(scored)
-            else:
-                extra, names = [pa.array(scored)], inputs + [output_col]
-            yield pa.RecordBatch.from_arrays(kept + extra, names)
-
-    return typed.mapInArrow(apply, T.StructType(out_fields))
 
 
 SOLVERS = ("auto", "cholesky", "tsqr")

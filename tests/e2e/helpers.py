@@ -132,3 +132,12 @@ def model_numbers(path: Path) -> dict:
     assert (Path(path) / "_SUCCESS").exists()
     doc = json.loads((Path(path) / "model.json").read_text())
     return {k: doc[k] for k in ("intercept", "coefficients", "centers", "summary") if k in doc}
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    """Run the CLI in-process (sharing the test session); (exit code, stdout, stderr)."""
+    from sparkml_jobs.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err

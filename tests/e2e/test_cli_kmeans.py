@@ -10,16 +10,10 @@ import pytest
 from chispa import assert_approx_df_equality
 from sklearn.cluster import KMeans as SKMeans
 
-from sparkml_jobs.cli import main
 from tests.conftest import DATA
+from tests.e2e.helpers import run_cli
 
 IRIS = str(DATA / "iris.csv")
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_fit_with_init_file_then_predict(spark, tmp_path, capsys):

@@ -13,16 +13,10 @@ import pytest
 from chispa import assert_approx_df_equality
 
 from sparkml_jobs import linreg
-from sparkml_jobs.cli import main
 from tests.conftest import DATA, ROOT
+from tests.e2e.helpers import run_cli
 
 DIAMONDS = str(DATA / "diamonds.csv")
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_fit_predict_evaluate(spark, tmp_path, capsys):

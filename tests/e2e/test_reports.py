@@ -19,6 +19,7 @@ from sklearn.metrics import silhouette_score
 from sparkml_jobs import linreg, visual
 from sparkml_jobs.cli import main
 from tests.conftest import DATA
+from tests.e2e.helpers import run_cli
 
 DIAMONDS = str(DATA / "diamonds.csv")
 IRIS = str(DATA / "iris.csv")
@@ -30,12 +31,6 @@ INSTALL_HINT = "pip install 'sparkml-jobs[report]'"
 class FakeTerminal(io.StringIO):
     def isatty(self) -> bool:
         return True
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_png_drawn(path: Path) -> None:
