@@ -60,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from threadpoolctl import threadpool_limits
 
-    from sparkml_jobs import kmeans_kernels as kk
-    from sparkml_jobs.aggregate import tree_aggregate
-    from sparkml_jobs.data import load
-    from sparkml_jobs.kmeans import lloyd_step, prepare
+    from sparkml_jobs.clustering import kernels as kk
+    from sparkml_jobs.clustering.lloyd import lloyd_step, prepare
+    from sparkml_jobs.engine.aggregate import tree_aggregate
+    from sparkml_jobs.io.read import load
 
     path = common.blobs_parquet(args.rows)
     centres = common.initial_centres(path, args.k)
@@ -108,11 +108,13 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. touch pass: every block deserialised in the workers, nothing computed
     out["touch_pass_s"] = med(
-        lambda: tree_aggregate(points, 0, lambda acc, item: acc + len(item[0]), lambda a, b: a + b),
+        lambda: tree_aggregate(
+            points, 0, lambda acc, block: acc + len(block.x), lambda a, b: a + b
+        ),
         r,
     )
     items = points.collect()  # the blocks, to time the pieces in one process
-    blocks = [item[0] for item in items]
+    blocks = [block.x for block in items]
     out["blocks"] = len(blocks)
     out["block_rows"] = int(statistics.median(len(b) for b in blocks))
     payloads = [pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL) for item in items]
@@ -158,21 +160,21 @@ def main(argv: list[str] | None = None) -> int:
     out["compute_wall_ideal_s"] = out["compute_all_1thread_s"] / parallel
 
     # float32 storage lever: transfer of half the bytes
-    points32 = points.map(lambda item: (item[0].astype(np.float32), *item[1:])).persist()
+    points32 = points.map(
+        lambda b: kk.PointBlock(b.x.astype(np.float32), b.w, b.counts, b.zero_norm)
+    ).persist()
     points32.count()
     out["touch_pass_float32_s"] = med(
         lambda: tree_aggregate(
-            points32, 0, lambda acc, item: acc + len(item[0]), lambda a, b: a + b
+            points32, 0, lambda acc, block: acc + len(block.x), lambda a, b: a + b
         ),
         r,
     )
     points32.unpersist()
 
     # 4. the real iteration
-    out["lloyd_step_s"] = med(
-        lambda: lloyd_step(sc, points, centres, args.k, kk.DEFAULT_CHUNK_ROWS), r
-    )
-    partial = lloyd_step(sc, points, centres, args.k, kk.DEFAULT_CHUNK_ROWS)
+    out["lloyd_step_s"] = med(lambda: lloyd_step(points, centres, args.k, kk.DEFAULT_CHUNK_ROWS), r)
+    partial = lloyd_step(points, centres, args.k, kk.DEFAULT_CHUNK_ROWS)
     out["new_centers_s"] = med(lambda: kk.new_centers(partial, centres), r)
     out["loadavg_after"] = common.loadavg()
 

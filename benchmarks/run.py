@@ -354,8 +354,8 @@ def bench_linreg(spark, args, paths: dict, results: dict) -> None:
     from sklearn.linear_model import LinearRegression as SkLR
 
     from benchmarks.local_job import normal_equations
-    from sparkml_jobs import data as sd
-    from sparkml_jobs.linreg import LinearRegression
+    from sparkml_jobs.io import read as sdr
+    from sparkml_jobs.regression.estimator import LinearRegression
 
     sc = spark.sparkContext
     path = str(paths["linreg"])
@@ -375,7 +375,7 @@ def bench_linreg(spark, args, paths: dict, results: dict) -> None:
     coefs: dict[str, np.ndarray] = {}
 
     def ours():
-        data = sd.load(spark, path, "parquet", label="label")
+        data = sdr.load(spark, path, "parquet", label="label")
         data.cache()
         data.blocks.count()  # materialise the cache (untimed)
         footprint.setdefault(
@@ -411,7 +411,7 @@ def bench_linreg(spark, args, paths: dict, results: dict) -> None:
         return {"seconds": seconds, "loadavg_before": l0, "loadavg_after": l1}
 
     def ours_onepass():
-        data = sd.load(spark, path, "parquet", label="label")
+        data = sdr.load(spark, path, "parquet", label="label")
         data.cache()
         data.blocks.count()
         seconds, model, l0, l1 = timed(LinearRegression(residual_pass=False).fit, data)
@@ -445,19 +445,19 @@ def bench_linreg(spark, args, paths: dict, results: dict) -> None:
 
 
 def kmeans_setup(spark, path: str):
-    from sparkml_jobs import data as sd
+    from sparkml_jobs.io import read as sdr
 
-    data = sd.load(spark, path, "parquet")
+    data = sdr.load(spark, path, "parquet")
     data.cache()
     data.blocks.count()
     return data
 
 
 def ours_kmeans(data, centres: np.ndarray | None, x: np.ndarray, **params) -> dict:
-    from sparkml_jobs.kmeans import KMeans
+    from sparkml_jobs.clustering.estimator import KMeans
 
     handler = IterationLog()
-    logger = logging.getLogger("sparkml_jobs.kmeans")
+    logger = logging.getLogger("sparkml_jobs.clustering.lloyd")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -591,7 +591,7 @@ def bench_kmeans(spark, args, paths: dict, results: dict) -> None:
     if "kmeans-default" in args.sections:
         bench_kmeans_default(spark, args, data, assembled, x, results)
     if "footprint" in args.sections:
-        from sparkml_jobs.kmeans import prepare
+        from sparkml_jobs.clustering.lloyd import prepare
 
         points = prepare(data, "euclidean")
         points.count()
@@ -669,8 +669,8 @@ def bench_kmeans_default(spark, args, data, assembled, x: np.ndarray, results: d
 
 
 def bench_scaling(spark, args, results: dict) -> None:
-    from sparkml_jobs import data as sd
-    from sparkml_jobs.linreg import LinearRegression
+    from sparkml_jobs.io import read as sdr
+    from sparkml_jobs.regression.estimator import LinearRegression
 
     section = results.setdefault("scaling", {"rows": [], "k": []})
     for rows in args.scaling_rows:
@@ -683,7 +683,7 @@ def bench_scaling(spark, args, results: dict) -> None:
         for rep in range(args.scaling_repeats):
 
             def lin(lpath=lpath):
-                data = sd.load(spark, lpath, "parquet", label="label")
+                data = sdr.load(spark, lpath, "parquet", label="label")
                 data.cache()
                 data.blocks.count()
                 cache = common.cached_bytes(spark.sparkContext, rdd_id=data.blocks.id())

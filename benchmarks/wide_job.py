@@ -80,13 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     say("MLlib solver=normal with %d features: %s", check_width, out["mllib_normal"])
     dump()
 
-    from sparkml_jobs import data as sd
-    from sparkml_jobs.linreg import LinearRegression
+    from sparkml_jobs.io import read as sdr
+    from sparkml_jobs.regression.estimator import LinearRegression
 
     if args.partition_mb:
         spark.conf.set("spark.sql.files.maxPartitionBytes", str(args.partition_mb * 2**20))
     started = time.perf_counter()
-    data = sd.load(spark, path, "parquet", label="label")  # the library's own block sizing
+    data = sdr.load(spark, path, "parquet", label="label")  # the library's own block sizing
     data.cache()
     data.blocks.count()
     out["load_and_cache_s"] = time.perf_counter() - started

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from chispa import assert_approx_df_equality
 
-from sparkml_jobs import linreg
+from sparkml_jobs.io import models
 from tests.conftest import DATA, ROOT
 from tests.e2e.helpers import run_cli
 
@@ -63,7 +63,7 @@ def test_fit_predict_evaluate(spark, tmp_path, capsys):
     got = spark.read.parquet(str(preds))
     assert got.columns == ["carat", "depth", "table", "x", "y", "z", "price", "prediction"]
     assert got.count() == len(frame)
-    model = linreg.load_model(str(model_dir))
+    model = models.load_linreg(str(model_dir))
     head = frame.head(200).copy()
     head["prediction"] = model.predict_array(head.iloc[:, :6].to_numpy())
     expected = spark.createDataFrame(

@@ -1,6 +1,6 @@
 """Failures on real Spark: failed task attempts, a killed executor, and a long k-means run.
 
-* Task failures: ``sparkml_jobs.faults`` fails the first attempt of chosen tasks of every
+* Task failures: ``sparkml_jobs.engine.faults`` fails the first attempt of chosen tasks of every
   aggregation (``spark.executorEnv.SPARKML_JOBS_FAIL_FIRST_ATTEMPT``) on master ``local[2,4]``
   (up to 4 attempts per task). Spark's event log proves the failures happened and were retried;
   the models must be *identical* to the undisturbed run: partials are pure functions of their
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparkml_jobs import faults
+from sparkml_jobs.engine import faults
 from tests.e2e import helpers
 from tests.e2e.helpers import SPLIT, finish, job_args, model_numbers, script_env
 
@@ -326,8 +326,8 @@ def _rss_mb() -> float:
 def test_500_lloyd_iterations_keep_broadcasts_cache_and_memory_flat(spark):
     """One fit, 500 iterations (tol=0 on data that cannot converge that fast): every broadcast is
     destroyed, lineage and the cache stay one RDD, the driver's memory stays flat."""
-    from sparkml_jobs import data as D
-    from sparkml_jobs import kmeans as K
+    from sparkml_jobs.clustering import estimator as K
+    from sparkml_jobs.io import dataset as D
 
     rng = np.random.default_rng(500)
     # points on a jittered line, centres crowded at one end: Lloyd spreads them out one step at

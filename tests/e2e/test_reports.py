@@ -16,8 +16,9 @@ import statsmodels.api as sm
 from sklearn.decomposition import PCA
 from sklearn.metrics import silhouette_score
 
-from sparkml_jobs import linreg, visual
 from sparkml_jobs.cli import main
+from sparkml_jobs.io import models
+from sparkml_jobs.reporting import figures
 from tests.conftest import DATA
 from tests.e2e.helpers import run_cli
 
@@ -96,10 +97,10 @@ def test_linreg_report_shows_statsmodels_intervals(spark, tmp_path, capsys):
 
     frame = pd.read_csv(DIAMONDS)
     ols = sm.OLS(frame["price"], sm.add_constant(frame.iloc[:, :6])).fit()
-    rows = visual.coefficient_rows(linreg.load_model(str(model_dir)))
+    rows = figures.coefficient_rows(models.load_linreg(str(model_dir)))
     np.testing.assert_allclose([[r["low"], r["high"]] for r in rows], ols.conf_int(0.05), rtol=1e-6)
     for row in rows:  # the table beside the plot shows them
-        assert f"<td>{row['term']}</td>" in page and visual.num(row["high"]) in page
+        assert f"<td>{row['term']}</td>" in page and figures.num(row["high"]) in page
 
 
 def test_kmeans_report_projects_the_sample_on_its_principal_axes(spark, tmp_path, capsys):

@@ -11,9 +11,11 @@ import pytest
 from chispa import assert_approx_df_equality
 from sklearn.cluster import KMeans as SKMeans
 
-from sparkml_jobs import data as D
-from sparkml_jobs import kmeans as K
+from sparkml_jobs.clustering import estimator as K
+from sparkml_jobs.clustering import lloyd
 from sparkml_jobs.errors import InputError
+from sparkml_jobs.io import dataset as D
+from sparkml_jobs.io import read
 from tests.conftest import DATA
 
 
@@ -142,7 +144,7 @@ def test_reproduces_sklearn_lloyd_on_real_data(spark):
     features = ["carat", "depth", "table", "x", "y", "z"]
     x = frame[features].to_numpy(float)
     init = x[[0, 100, 5000, 20000, 40000]]
-    data = D.load(spark, str(DATA / "diamonds.csv"), "csv", features=features, num_partitions=4)
+    data = read.load(spark, str(DATA / "diamonds.csv"), "csv", features=features, num_partitions=4)
     model = K.KMeans(k=5, initial_centers=init, max_iter=300, tol=0).fit(data)
     ref = SKMeans(5, init=init, n_init=1, max_iter=300, tol=0, algorithm="lloyd").fit(x)
     np.testing.assert_allclose(model.centers, ref.cluster_centers_, rtol=1e-9)
@@ -159,7 +161,7 @@ def test_cost_at_least_as_good_as_mllib(spark):
     path = str(DATA / "diamonds.csv")
     frame = spark.read.csv(path, header=True, inferSchema=True)
     vectors = VectorAssembler(inputCols=features, outputCol="features").transform(frame).cache()
-    data = D.load(spark, path, "csv", features=features, num_partitions=2)
+    data = read.load(spark, path, "csv", features=features, num_partitions=2)
     ours, theirs = [], []
     for seed in range(5):
         ours.append(K.KMeans(k=8, seed=seed).fit(data).summary.cost)
@@ -173,8 +175,8 @@ def test_many_iterations_keep_broadcasts_and_memory_flat(spark, rng):
     """200 Lloyd steps on the one cached RDD: broadcast files, lineage and driver RSS stay flat."""
     x, _ = _blobs(rng, k=3, per=200, d=2)
     data = D.from_numpy(spark, x, num_partitions=2)
-    points = K.prepare(data, "euclidean")
-    K.validate(data, points)
+    points = lloyd.prepare(data, "euclidean")
+    lloyd.validate(data, points)
     sc = spark.sparkContext
     lineage = points.toDebugString()
     centers = x[:3].copy()
@@ -186,10 +188,10 @@ def test_many_iterations_keep_broadcasts_and_memory_flat(spark, rng):
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     for _ in range(20):  # warm up
-        K.lloyd_step(sc, points, centers, 3, 1024)
+        lloyd.lloyd_step(points, centers, 3, 1024)
     files, rss = broadcast_files(), rss_mb()
     for step in range(200):
-        partial = K.lloyd_step(sc, points, centers + step * 1e-6, 3, 1024)
+        partial = lloyd.lloyd_step(points, centers + step * 1e-6, 3, 1024)
     assert broadcast_files() == files
     assert rss_mb() - rss < 50
     assert points.toDebugString() == lineage

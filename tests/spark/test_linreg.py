@@ -8,8 +8,9 @@ import pytest
 import statsmodels.api as sm
 from chispa import assert_approx_df_equality
 
-from sparkml_jobs import data as D
-from sparkml_jobs import linreg as L
+from sparkml_jobs.io import dataset as D
+from sparkml_jobs.io import models, read
+from sparkml_jobs.regression import estimator as L
 from tests.conftest import DATA
 
 
@@ -88,7 +89,7 @@ def test_diamonds_matches_statsmodels(spark):
     """A real 53,940-row data set (ggplot2 diamonds) read from CSV through Spark's reader."""
     frame = pd.read_csv(DATA / "diamonds.csv")
     features = ["carat", "depth", "table", "x", "y", "z"]
-    data = D.load(spark, str(DATA / "diamonds.csv"), "csv", label="price", num_partitions=4)
+    data = read.load(spark, str(DATA / "diamonds.csv"), "csv", label="price", num_partitions=4)
     assert data.features == features
     model = L.LinearRegression().fit(data)
     ref = sm.OLS(
@@ -126,8 +127,8 @@ def test_evaluate_matches_numpy(spark, rng):
 def test_save_load_roundtrip(spark, rng, tmp_path):
     x, y = _design(rng, n=300, p=3)
     model = L.LinearRegression().fit(D.from_numpy(spark, x, y))
-    L.save_model(model, str(tmp_path / "m"))
-    back = L.load_model(str(tmp_path / "m"))
+    models.save_linreg(model, str(tmp_path / "m"))
+    back = models.load_linreg(str(tmp_path / "m"))
     np.testing.assert_array_equal(back.coefficients, model.coefficients)
     assert back.intercept == model.intercept and back.features == model.features
     assert back.summary.std_errors == model.summary.std_errors
@@ -148,9 +149,11 @@ def test_one_pass_fit_has_the_same_inference(spark, rng):
 
 def test_portable_mapinarrow_path_gives_the_same_blocks(spark, monkeypatch):
     """The fallback loader (mapInArrow + DataFrame.rdd) for Sparks without toArrowBatchRdd."""
-    fast = L.LinearRegression().fit(D.load(spark, str(DATA / "diamonds.csv"), "csv", label="price"))
-    monkeypatch.setattr(D, "_arrow_rdd_blocks", lambda *args: None)
-    portable = D.load(spark, str(DATA / "diamonds.csv"), "csv", label="price")
+    fast = L.LinearRegression().fit(
+        read.load(spark, str(DATA / "diamonds.csv"), "csv", label="price")
+    )
+    monkeypatch.setattr(read, "_arrow_rdd_blocks", lambda *args: None)
+    portable = read.load(spark, str(DATA / "diamonds.csv"), "csv", label="price")
     model = L.LinearRegression().fit(portable)
     np.testing.assert_array_equal(model.coefficients, fast.coefficients)
     assert model.summary.std_errors == fast.summary.std_errors

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from sparkml_jobs import data as D
-from sparkml_jobs import linreg as L
 from sparkml_jobs.errors import InputError
+from sparkml_jobs.io import dataset as D
+from sparkml_jobs.regression import estimator as L
 
 
 def exact_ols(x: np.ndarray, y: np.ndarray):

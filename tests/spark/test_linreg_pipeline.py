@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sparkml_jobs import cv
-from sparkml_jobs import data as D
-from sparkml_jobs import linreg as L
-from sparkml_jobs import stats as st
 from sparkml_jobs.cli import main
+from sparkml_jobs.io import dataset as D
+from sparkml_jobs.regression import cv
+from sparkml_jobs.regression import estimator as L
+from sparkml_jobs.regression import stats as st
 
 
 def _days(rng, n_days=3, rows=400):

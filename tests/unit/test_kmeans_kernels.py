@@ -6,7 +6,7 @@ from functools import reduce
 
 import numpy as np
 
-from sparkml_jobs import kmeans_kernels as kk
+from sparkml_jobs.clustering import kernels as kk
 
 
 def test_assign_matches_brute_force(rng):

@@ -7,8 +7,8 @@ from functools import reduce
 import numpy as np
 import pytest
 
-from sparkml_jobs import stats as st
 from sparkml_jobs.errors import InputError
+from sparkml_jobs.regression import stats as st
 
 
 def _stats(z, w=None, parts=1):

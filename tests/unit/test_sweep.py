@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 from sklearn.metrics import silhouette_score
 
-from sparkml_jobs import sweep
-from sparkml_jobs.errors import InputError
+from sparkml_jobs.cli import parse_k_range
+from sparkml_jobs.clustering import silhouette as sweep
 
 
 def _blobs(rng, k: int, per: int, d: int = 3, spread: float = 1.0):
@@ -66,7 +68,7 @@ def test_recommend_k_takes_the_best_silhouette_and_ties_go_to_the_smaller_k():
     [("2..6", [2, 3, 4, 5, 6]), ("8,2, 4", [2, 4, 8]), ("5", [5]), (" 3..3 ", [3])],
 )
 def test_parse_k_range(text, expected):
-    assert sweep.parse_k_range(text) == expected
+    assert parse_k_range(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -80,5 +82,5 @@ def test_parse_k_range(text, expected):
     ],
 )
 def test_parse_k_range_rejects(text, message):
-    with pytest.raises(InputError, match=message):
-        sweep.parse_k_range(text)
+    with pytest.raises(argparse.ArgumentTypeError, match=message):
+        parse_k_range(text)

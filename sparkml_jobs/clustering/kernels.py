@@ -10,7 +10,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sparkml_jobs.io.blocks import Counts
+
 DEFAULT_CHUNK_ROWS = 4_096  # measured: 4k-row chunks keep the GEMM temporaries in cache
+
+
+@dataclass(frozen=True, slots=True)
+class PointBlock:
+    """One cached block of points as the iterations read it (what crosses the RDD boundary).
+
+    ``x`` holds the features only (unit-normalised rows for the cosine distance), ``w`` the row
+    weights or ``None``; ``counts`` are the block's validation counts and ``zero_norm`` the number
+    of all-zero rows (which have no direction under the cosine distance).
+    """
+
+    x: np.ndarray
+    w: np.ndarray | None
+    counts: Counts
+    zero_norm: int = 0
 
 
 def squared_distances(x: np.ndarray, centers: np.ndarray, center_sq: np.ndarray) -> np.ndarray:
@@ -252,3 +269,38 @@ class LloydState:
         self.centers = updated
         self.converged = not empty and (shift < self.tol or shift == 0.0)
         return {**entry, "empty": empty}
+
+
+def encode_partial(index: int, partial: ClusterPartial) -> bytes:
+    """A partial as bytes for the barrier exchange: float64 header + arrays (no pickle).
+
+    The plot sample is not carried: it stays with the task that drew it.
+    """
+    k, d = partial.sums.shape
+    m = len(partial.far_d2)
+    flat = np.concatenate(
+        [
+            [index, k, d, m, partial.cost],
+            partial.sums.ravel(),
+            partial.weights,
+            partial.counts.astype(np.float64),
+            partial.far_d2,
+            partial.far_points.ravel(),
+        ]
+    )
+    return flat.astype(np.float64).tobytes()
+
+
+def decode_partial(payload: bytes) -> tuple[int, ClusterPartial]:
+    flat = np.frombuffer(payload, dtype=np.float64)
+    index, k, d, m = (int(v) for v in flat[:4])
+    cost = float(flat[4])
+    at = 5
+    sums = flat[at : at + k * d].reshape(k, d)
+    at += k * d
+    weights, counts = flat[at : at + k], flat[at + k : at + 2 * k].astype(np.int64)
+    at += 2 * k
+    far_d2, far_points = flat[at : at + m], flat[at + m : at + m + m * d].reshape(m, d)
+    return index, ClusterPartial(
+        sums.copy(), weights.copy(), counts, cost, far_d2.copy(), far_points.copy()
+    )

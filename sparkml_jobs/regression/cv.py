@@ -1,4 +1,4 @@
-"""One-pass ridge path with k-fold cross-validation, from per-fold sufficient statistics.
+"""Pure numpy: one-pass ridge path with k-fold cross-validation, from per-fold statistics.
 
 Every row goes to a fold chosen by a hash of its values (so the split does not depend on how the
 data is partitioned or ordered); one pass computes the statistics of every fold. For each λ and
@@ -15,10 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from sparkml_jobs import stats as st
-from sparkml_jobs.aggregate import tree_aggregate
-from sparkml_jobs.data import BlockData, Counts
 from sparkml_jobs.errors import InputError
+from sparkml_jobs.regression import stats as st
 
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
 
@@ -36,37 +34,6 @@ def fold_of_rows(values: np.ndarray, folds: int) -> np.ndarray:
         h *= np.uint64(0x94D049BB133111EB)
         h ^= h >> np.uint64(31)
     return (h % np.uint64(folds)).astype(np.int64)
-
-
-def fold_stats(
-    data: BlockData, folds: int, depth: int = 2
-) -> tuple[list[st.SufficientStats], Counts]:
-    """The one pass: statistics of ``[x, y]`` per fold, and the validation counts."""
-    width = data.n_features + 1
-    label_index, weight_index = data.label_index, data.weight_index
-    zero = ([st.SufficientStats.zero(width) for _ in range(folds)], Counts.zero(len(data.columns)))
-
-    def add(acc, block):
-        values = block.values
-        counts = Counts.of_block(block, weight_index)
-        if counts.nulls.any() or counts.nonfinite.any() or counts.negative_weights:
-            return acc[0], acc[1].merge(counts)
-        fold = fold_of_rows(values, folds)
-        w = values[:, weight_index] if weight_index is not None else None
-        z = values[:, : label_index + 1]
-        merged = [
-            acc[0][f].merge(
-                st.SufficientStats.of_block(z[fold == f], None if w is None else w[fold == f])
-            )
-            for f in range(folds)
-        ]
-        return merged, acc[1].merge(counts)
-
-    def merge(a, b):
-        return [x.merge(y) for x, y in zip(a[0], b[0], strict=True)], a[1].merge(b[1])
-
-    data.cache()
-    return tree_aggregate(data.blocks, zero, add, merge, depth)
 
 
 def held_out_sse(fold: st.SufficientStats, sol: st.Solution) -> float:

@@ -77,3 +77,20 @@ def kmeans_metrics(model) -> dict[str, Any]:
         "centers": model.centers,
         **model.summary.to_dict(),
     }
+
+
+def sweep_table(result) -> str:
+    lines = [
+        f"k-means sweep over k = {result.k[0]}..{result.k[-1]} on {result.n} rows "
+        f"(silhouette on {result.silhouette_rows} sampled rows)",
+        f"{'k':>5}{'cost':>16}{'silhouette':>12}{'iterations':>12}",
+    ]
+    for k, cost, score, iters, done in zip(
+        result.k, result.cost, result.silhouette, result.n_iter, result.converged, strict=True
+    ):
+        mark = "  ← recommended" if k == result.recommended_k else ""
+        lines.append(f"{k:>5}{cost:>16.6g}{score:>12.4f}{iters:>11}{'' if done else '*'}{mark}")
+    if not all(result.converged):
+        lines.append("* reached max_iter before converging")
+    lines.append(f"recommended k = {result.recommended_k} (highest silhouette; ties → smaller k)")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Plots of fitted models and the ``--report DIR`` pages (matplotlib, Agg backend, no pyplot).
+"""The report figures (matplotlib, Agg backend, no pyplot) and the cell formats they share.
 
 matplotlib is optional (``pip install 'sparkml-jobs[report]'``): the jobs import this module only
 when a report is asked for, and :func:`require_matplotlib` turns its absence into an
@@ -11,14 +11,12 @@ same pass as the metrics.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import stats as sps
 
 from sparkml_jobs.errors import InputError
-from sparkml_jobs.html_page import Section, Table, write_report
 
 INSTALL_HINT = "pip install 'sparkml-jobs[report]'"
 CI_LEVEL = 0.95
@@ -77,9 +75,6 @@ def cluster_colors(k: int) -> list:
     if k <= 20:
         return [colormaps["tab20"](j) for j in range(k)]
     return [colormaps["turbo"](j / (k - 1)) for j in range(k)]
-
-
-# --------------------------------------------------------------------------- linear regression
 
 
 def coefficient_rows(model) -> list[dict[str, Any]]:
@@ -238,104 +233,6 @@ def histogram_figure(residual: np.ndarray, sigma: float):
     return figure
 
 
-def linreg_sections(model) -> list[Section]:
-    s = model.summary
-    rows = coefficient_rows(model)
-    coef_table = Table(
-        caption="Coefficients",
-        headers=["term", "coef", "std err", "95% CI low", "95% CI high", "t", "P>|t|"],
-        rows=[
-            [
-                r["term"],
-                num(r["estimate"]),
-                num(r["se"], 4),
-                num(r["low"]),
-                num(r["high"]),
-                num(r["t"], 4),
-                p_value(r["p"]),
-            ]
-            for r in rows
-        ],
-    )
-    fit_table = Table(
-        caption="Fit",
-        headers=["statistic", "value"],
-        rows=[
-            ["rows (n)", num(s.n)],
-            ["R²", num(s.r2)],
-            ["adjusted R²", num(s.r2_adj)],
-            ["RMSE", num(s.rmse)],
-            ["MAE", num(s.mae)],
-            ["residual std σ̂", num(s.residual_std)],
-            ["residual df", num(s.df_resid)],
-            ["condition number", num(s.condition_number, 4)],
-            ["ridge λ", num(model.params.get("reg_param", 0.0))],
-            ["solver", s.solver],
-            ["dropped (aliased)", ", ".join(s.aliased) or "none"],
-        ],
-    )
-    sections = [
-        Section(
-            title="Coefficients",
-            image="coefficients.png",
-            stack=True,
-            figure=coefficient_figure(model, rows),
-            tables=[coef_table],
-            caption="Points are estimates, bars 95% confidence intervals "
-            "(t distribution on the residual degrees of freedom).",
-        )
-    ]
-    sample = model.residual_sample
-    if sample is None or len(sample) == 0:
-        return [
-            *sections,
-            Section(
-                title="Residuals", tables=[fit_table], caption="No residual sample on this model."
-            ),
-        ]
-    residual = sample[:, 1]
-    quantiles = np.quantile(residual, [0, 0.05, 0.25, 0.5, 0.75, 0.95, 1])
-    spread = Table(
-        caption=f"Sampled residuals ({len(sample):,} rows)",
-        headers=["quantile", "residual"],
-        rows=[
-            [name, num(v)]
-            for name, v in zip(
-                ["min", "5%", "25%", "median", "75%", "95%", "max"], quantiles, strict=True
-            )
-        ],
-    )
-    return [
-        *sections,
-        Section(
-            title="Residuals vs fitted",
-            image="residuals.png",
-            tables=[fit_table],
-            figure=residual_figure(sample),
-            caption="A systematic sample of the training rows, drawn in the residual pass; "
-            "the red line is the median residual per bin of fitted values.",
-        ),
-        Section(
-            title="Residual distribution",
-            image="residual_histogram.png",
-            tables=[spread],
-            figure=histogram_figure(residual, s.residual_std),
-        ),
-    ]
-
-
-def linreg_report(model, path: str | Path, *, source: str = "", overwrite: bool = False) -> Path:
-    """Write ``path/report.html`` with the coefficient and residual plots; returns the page."""
-    require_matplotlib()
-    lines = [f"{model.label} ~ {' + '.join(model.features)}"]
-    if source:
-        lines.append(f"data: {source}")
-    return write_report(path, "Linear regression report", lines, linreg_sections(model), overwrite)
-
-
-# --------------------------------------------------------------------------- k-means
-
-
 def principal_axes(x: np.ndarray, n: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean, components of shape (n, d), explained-variance ratios) of the rows of ``x``."""
     mean = x.mean(axis=0)
@@ -452,98 +349,21 @@ def projection_figure(points: np.ndarray, labels: np.ndarray, centers: np.ndarra
     return figure
 
 
-def kmeans_sections(model) -> list[Section]:
-    s = model.summary
-    k = len(model.centers)
-    colors = cluster_colors(k)
-    total = max(sum(s.cluster_sizes), 1)
-    overview = Table(
-        caption="Fit",
-        headers=["statistic", "value"],
-        rows=[
-            ["k", num(k)],
-            ["rows (n)", num(s.n)],
-            ["cost", num(s.cost)],
-            ["cost per row", num(s.cost / s.n if s.n else None)],
-            ["iterations", num(s.n_iter)],
-            ["converged", "yes" if s.converged else "no"],
-            ["init", s.init or "—"],
-            ["distance", model.distance],
-            ["tol", num(model.params.get("tol"))],
-            ["seed", num(model.params.get("seed"))],
-            [
-                "re-seeded empty clusters",
-                ", ".join(f"{r['cluster']} (iteration {r['iteration']})" for r in s.reseeded)
-                or "none",
-            ],
-        ],
-    )
-    history = Table(
-        caption=f"Every iteration ({len(s.history)})",
-        collapsed=True,
-        headers=["iteration", "cost", "max shift"],
-        rows=[[str(h["iteration"]), num(h["cost"]), num(h["shift"], 4)] for h in s.history],
-    )
-    sizes = Table(
-        caption="Cluster sizes",
-        headers=["cluster", "rows", "share"],
-        rows=[[str(j), num(size), f"{size / total:.1%}"] for j, size in enumerate(s.cluster_sizes)],
-    )
-    centres = Table(
-        caption="Centres",
-        headers=["cluster", *model.features],
-        rows=[[str(j), *(num(v, 5) for v in centre)] for j, centre in enumerate(model.centers)],
-    )
-    sections = [
-        Section(
-            title="Convergence",
-            image="convergence.png",
-            tables=[overview, history],
-            figure=convergence_figure(
-                s.history,
-                float(model.params.get("tol", 0.0)),
-                "Σ w·(1 − cos)" if model.distance == "cosine" else "Σ w·d² to nearest centre",
-            ),
-            caption="Cost and largest centre movement after each Lloyd iteration.",
-        ),
-        Section(
-            title="Cluster sizes",
-            image="cluster_sizes.png",
-            tables=[sizes],
-            figure=sizes_figure(s.cluster_sizes, colors),
-        ),
-        Section(title="Centres", tables=[centres]),
-    ]
-    if model.sample is not None and len(model.sample[0]) >= 2:
-        sections.append(projection_section(model, colors))
-    return sections
+def elbow_figure(ks: list[int], costs: list[float], silhouettes: list[float], recommended: int):
+    """Cost against k (the elbow) and the sampled silhouette against k, recommended k marked."""
 
-
-def projection_section(model, colors: list) -> Section:
-    points, labels = model.sample
-    _, components, ratio = principal_axes(points)
-    loadings = Table(
-        caption="Principal axes (loadings)",
-        headers=["feature", *(f"PC{i + 1} ({r:.1%})" for i, r in enumerate(ratio))],
-        rows=[
-            [name, *(num(c, 3) for c in components[:, j])] for j, name in enumerate(model.features)
-        ],
-    )
-    return Section(
-        title="Clusters in the first two principal components",
-        image="projection.png",
-        figure=projection_figure(points, labels, model.centers, colors),
-        tables=[loadings],
-        caption="A systematic sample of the rows drawn in the final assignment pass, projected "
-        "on the sample's principal axes; crosses are the centres"
-        + (" (unit-normalised rows, cosine distance)." if model.distance == "cosine" else "."),
-    )
-
-
-def kmeans_report(model, path: str | Path, *, source: str = "", overwrite: bool = False) -> Path:
-    """Write ``path/report.html`` with convergence, cluster sizes and the PCA projection."""
-    require_matplotlib()
-    lines = [f"k = {len(model.centers)} on {', '.join(model.features)}"]
-    if source:
-        lines.append(f"data: {source}")
-    return write_report(path, "k-means report", lines, kmeans_sections(model), overwrite)
+    figure = new_figure(8.0, 3.6)
+    left, right = figure.subplots(1, 2, sharex=True)
+    left.plot(ks, costs, "o-", color="#1f77b4", ms=4)
+    left.set_title("cost (within-cluster Σ w·d²)", fontsize=10)
+    right.plot(ks, silhouettes, "o-", color="#2ca02c", ms=4)
+    right.set_title("silhouette (sampled)", fontsize=10)
+    for ax in (left, right):
+        ax.axvline(
+            recommended, color="#d62728", ls="--", lw=1.2, label=f"recommended k = {recommended}"
+        )
+        ax.set_xlabel("k")
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    right.legend(fontsize=9, frameon=False, loc="best")
+    return figure

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import linalg
 
 from sparkml_jobs.errors import InputError
-from sparkml_jobs.stats import Solution
+from sparkml_jobs.regression.stats import Solution
 
 # A column whose norm, after projection on the columns before it, is below this fraction of its
 # own norm is aliased (the tolerance R's lm uses for its pivoted QR).

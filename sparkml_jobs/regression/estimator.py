@@ -1,8 +1,9 @@
-"""Linear regression through distributed normal equations.
+"""The linear regression estimator and model: parameters validated up front, then orchestration.
 
-One pass computes every partition's :class:`~sparkml_jobs.stats.SufficientStats` (and the
-validation counts) and ``treeAggregate`` merges them; the driver solves. A second, cheap pass over
-the cached blocks computes the residual sums exactly (SSR and MAE), which the standard errors use.
+``LinearRegression.fit``: one pass computes every partition's :class:`~.stats.SufficientStats`
+(and the validation counts) and a tree aggregation merges them (:mod:`~.passes`); the driver
+solves; a second, cheap pass computes the residual sums exactly (SSR and MAE), which the standard
+errors use. The model's JSON schema is in :mod:`sparkml_jobs.io.models`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,19 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from sparkml_jobs import qr
-from sparkml_jobs import stats as st
-from sparkml_jobs.aggregate import depth_for, tree_aggregate
-from sparkml_jobs.data import BlockData, Counts, score_frame
 from sparkml_jobs.errors import InputError
+from sparkml_jobs.io.dataset import BlockData
+from sparkml_jobs.io.score import score_frame
+from sparkml_jobs.regression import stats as st
+from sparkml_jobs.regression import tsqr
+from sparkml_jobs.regression.passes import (
+    ResidualSums,
+    aggregate_r,
+    aggregate_stats,
+    fold_stats,
+    residual_pass,
+)
+from sparkml_jobs.regression.passes import evaluate as evaluate_pass
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +90,7 @@ class LinearRegressionModel:
 
     def evaluate(self, data: BlockData) -> dict[str, float]:
         """Metrics on labelled data: n, mse, rmse, mae, r2 (one pass)."""
-        return evaluate(self, data)
+        return evaluate_pass(self, data)
 
 
 SOLVERS = ("auto", "cholesky", "tsqr")
@@ -153,14 +162,14 @@ class LinearRegression:
     def fit_cv(self, data: BlockData, reg_params: list[float], folds: int) -> LinearRegressionModel:
         """Pick λ among ``reg_params`` by ``folds``-fold cross-validation, in the same single pass
         that computes the statistics, then fit on all the data with the best λ."""
-        from sparkml_jobs import cv
+        from sparkml_jobs.regression import cv
 
         if data.label is None:
             raise InputError("linear regression needs a label column")
         if folds < 2 or not reg_params or min(reg_params) < 0:
             raise InputError("cross-validation needs --cv K >= 2 and reg-params >= 0")
         try:
-            per_fold, counts = cv.fold_stats(data, folds, self.tree_depth)
+            per_fold, counts = fold_stats(data, folds, self.tree_depth)
             data.check(counts)
             result = cv.cross_validate(
                 per_fold, reg_params, fit_intercept=self.fit_intercept, names=data.features
@@ -201,7 +210,7 @@ class LinearRegression:
             sol = st.solve(stats, **options)
         else:
             factor = aggregate_r(data, self.fit_intercept, self.tree_depth)
-            sol, _ = qr.solve_r(factor, w_sum=stats.w_sum, **options)
+            sol, _ = tsqr.solve_r(factor, w_sum=stats.w_sum, **options)
             if self.refine and self.reg_param == 0:
                 gradient = residual_pass(
                     sol,
@@ -211,7 +220,7 @@ class LinearRegression:
                     gradient=True,
                     fit_intercept=self.fit_intercept,
                 ).gradient
-                sol = qr.refine(sol, factor, gradient, self.fit_intercept)
+                sol = tsqr.refine(sol, factor, gradient, self.fit_intercept)
                 log.info("refinement pass done")
         log.info("solved (%s)", solver)
         if self.residual_pass:
@@ -298,135 +307,6 @@ def update(
     )
 
 
-def _block_parts(values: np.ndarray, data_layout: tuple[int, int | None, int | None]):
-    p, label_index, weight_index = data_layout
-    x = values[:, :p]
-    y = values[:, label_index] if label_index is not None else None
-    w = values[:, weight_index] if weight_index is not None else None
-    return x, y, w
-
-
-def _layout(data: BlockData) -> tuple[int, int | None, int | None]:
-    return data.n_features, data.label_index, data.weight_index
-
-
-def aggregate_stats(data: BlockData, depth: int = 2) -> tuple[st.SufficientStats, Counts]:
-    """The one pass: per block statistics of ``[x, y]`` and validation counts, tree-merged.
-
-    The blocks are persisted by this pass so later passes read them from memory.
-    """
-    width = data.n_features + 1
-    n_cols = len(data.columns)
-    weight_index = data.weight_index
-    label_index = data.label_index
-    zero = (st.SufficientStats.zero(width), Counts.zero(n_cols))
-
-    def add(acc, block):
-        values = block.values
-        w = values[:, weight_index] if weight_index is not None else None
-        z = values[:, : label_index + 1]
-        counts = Counts.of_block(block, weight_index)
-        if counts.nulls.any() or counts.nonfinite.any() or (w is not None and (w < 0).any()):
-            return acc[0], acc[1].merge(counts)  # invalid: reported by check(), no maths on NaN
-        return acc[0].merge(st.SufficientStats.of_block(z, w)), acc[1].merge(counts)
-
-    def merge(a, b):
-        return a[0].merge(b[0]), a[1].merge(b[1])
-
-    data.cache()
-    partial_bytes = 8 * width * (width + 1) // 2
-    n_parts = data.blocks.getNumPartitions()
-    if (
-        partial_bytes > 64 * 2**20
-    ):  # wide: no shuffle of huge partials; the driver merges 2 at a time
-        return tree_aggregate(data.blocks, zero, add, merge, 1, stream=True)
-    depth = max(depth, depth_for(partial_bytes, n_parts))
-    return tree_aggregate(
-        data.blocks, zero, add, merge, depth, stream=partial_bytes * n_parts > 256 * 2**20
-    )
-
-
-def aggregate_r(data: BlockData, fit_intercept: bool, depth: int = 2) -> qr.RFactor:
-    """The TSQR pass: every block's R factor, reduced up the tree (stacked R → QR)."""
-    layout = _layout(data)
-    width = data.n_features + 1 + int(fit_intercept)
-
-    def add(acc: qr.RFactor, block) -> qr.RFactor:
-        x, y, w = _block_parts(block.values, layout)
-        return acc.merge(qr.RFactor.of_block(x, y, w, fit_intercept))
-
-    return tree_aggregate(data.blocks, qr.RFactor.zero(width), add, qr.RFactor.merge, depth)
-
-
-SAMPLE_ROWS = 2000
-
-
-@dataclass(frozen=True)
-class ResidualSums:
-    """Σ w r², Σ w |r|, optionally Σ w r·[1, x], and a bounded sample of (fitted, residual)."""
-
-    ssr: float
-    sar: float
-    sample: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
-    gradient: np.ndarray | None = None
-
-    def merge(self, other: ResidualSums) -> ResidualSums:
-        sample = np.vstack([self.sample, other.sample])[: 2 * SAMPLE_ROWS]
-        gradient = (
-            self.gradient
-            if other.gradient is None
-            else (other.gradient if self.gradient is None else self.gradient + other.gradient)
-        )
-        return ResidualSums(self.ssr + other.ssr, self.sar + other.sar, sample, gradient)
-
-
-def residual_pass(
-    sol: st.Solution,
-    data: BlockData,
-    n_rows: int = 0,
-    *,
-    precise: bool = False,
-    gradient: bool = False,
-    fit_intercept: bool = True,
-    depth: int = 2,
-) -> ResidualSums:
-    """One pass of exact residual sums: Σw·r², Σw·|r| (no cancellation, unlike the Gram formula),
-    every ⌈n/2000⌉-th row's (fitted, residual) for plots, and with ``gradient`` the refinement
-    right-hand side Σ w r·[1, x_kept]. ``precise`` computes residuals in extended precision
-    (``np.longdouble``), which ill-conditioned, near-exact fits need."""
-    sc = data.blocks.context
-    coef = sc.broadcast((np.nan_to_num(sol.coefficients, nan=0.0), sol.intercept, sol.kept))
-    layout = _layout(data)
-    stride = max(1, n_rows // SAMPLE_ROWS)
-
-    def add(acc: ResidualSums, block) -> ResidualSums:
-        beta, b0, kept = coef.value
-        x, y, w = _block_parts(block.values, layout)
-        if precise:
-            xl = x.astype(np.longdouble)
-            r_long = y.astype(np.longdouble) - (xl @ beta.astype(np.longdouble) + b0)
-            r = r_long.astype(np.float64)
-        else:
-            r = y - (x @ beta + b0)
-        ww = np.ones(len(r)) if w is None else w
-        part = ResidualSums(
-            float(ww @ (r * r)),
-            float(ww @ np.abs(r)),
-            np.column_stack([(y - r)[::stride], r[::stride]]),
-        )
-        if gradient:
-            wr = (r_long * ww) if precise else r * ww
-            g = (wr @ (xl[:, kept] if precise else x[:, kept])).astype(np.float64)
-            head = [float(wr.sum())] if fit_intercept else []
-            part = ResidualSums(part.ssr, part.sar, part.sample, np.concatenate([head, g]))
-        return acc.merge(part)
-
-    try:
-        return tree_aggregate(data.blocks, ResidualSums(0.0, 0.0), add, ResidualSums.merge, depth)
-    finally:
-        coef.destroy()
-
-
 def make_summary(
     stats: st.SufficientStats,
     sol: st.Solution,
@@ -458,140 +338,4 @@ def make_summary(
         condition_number=sol.condition_number if condition is None else condition,
         solver=solver,
         aliased=[names[j] for j in sol.aliased],
-    )
-
-
-def evaluate(model: LinearRegressionModel, data: BlockData, depth: int = 2) -> dict[str, float]:
-    """n, mse, rmse, mae, r2 of ``model`` on labelled ``data``, validated in the same pass."""
-    if data.label is None:
-        raise InputError("evaluation needs a label column")
-    sc = data.blocks.context
-    coef = sc.broadcast((np.nan_to_num(model.coefficients, nan=0.0), model.intercept))
-    layout = (data.n_features, data.label_index, data.weight_index)
-    n_cols = len(data.columns)
-
-    def add(acc, block):
-        counts = Counts.of_block(block, data_layout_weight)
-        sums = np.zeros(5)  # Σw, Σw r², Σw|r|, Σw y, Σw y²
-        if not (counts.nulls.any() or counts.nonfinite.any()):
-            beta, b0 = coef.value
-            x, y, w = _block_parts(block.values, layout)
-            w = np.ones(len(y)) if w is None else w
-            r = y - (x @ beta + b0)
-            sums = np.array([w.sum(), w @ (r * r), w @ np.abs(r), w @ y, w @ (y * y)])
-        return acc[0] + sums, acc[1].merge(counts)
-
-    data_layout_weight = data.weight_index
-    try:
-        sums, counts = tree_aggregate(
-            data.blocks,
-            (np.zeros(5), Counts.zero(n_cols)),
-            add,
-            lambda a, b: (a[0] + b[0], a[1].merge(b[1])),
-            depth,
-        )
-    finally:
-        coef.destroy()
-    data.check(counts)
-    w_sum, ssr, sar, sy, syy = sums
-    tss = syy - sy * sy / w_sum
-    return {
-        "n": counts.rows,
-        "mse": ssr / w_sum,
-        "rmse": float(np.sqrt(ssr / w_sum)),
-        "mae": sar / w_sum,
-        "r2": 1.0 - ssr / tss if tss > 0 else float("nan"),
-    }
-
-
-# --------------------------------------------------------------------------- persistence
-
-KIND = "linear_regression"
-
-
-def save_model(model: LinearRegressionModel, path: str, overwrite: bool = False) -> None:
-    """Directory with ``model.json`` (+ the sufficient statistics as ``.npy``) and ``_SUCCESS``."""
-    from sparkml_jobs import persist
-
-    document = {
-        "kind": KIND,
-        "features": model.features,
-        "label": model.label,
-        "weight_col": model.weight_col,
-        "intercept": model.intercept,
-        "coefficients": model.coefficients,
-        "params": model.params,
-        "summary": model.summary.to_dict() if model.summary else None,
-    }
-    arrays = {}
-    if model.stats is not None:
-        document["stats"] = {"n": model.stats.n, "w_sum": model.stats.w_sum}
-        arrays = {"stats_mean": model.stats.mean, "stats_comoment": model.stats.comoment}
-    persist.write_model_dir(path, document, arrays, overwrite)
-
-
-def load_model(path: str) -> LinearRegressionModel:
-    """Load a saved model without Spark, checking every field (a tampered file is rejected)."""
-    from sparkml_jobs import persist
-
-    doc, where = persist.read_model_dir(path, KIND)
-    features = persist.string_list(doc.get("features"), where, "features")
-    p = len(features)
-    coefficients = persist.float_list(doc.get("coefficients"), p, where, "coefficients", True)
-    intercept = doc.get("intercept")
-    persist.float_list([intercept], 1, where, "intercept")
-    label = doc.get("label")
-    persist.require(label is None or isinstance(label, str), where, "'label' must be a string")
-    weight_col = doc.get("weight_col")
-    persist.require(
-        weight_col is None or isinstance(weight_col, str), where, "'weight_col' must be a string"
-    )
-    params = doc.get("params")
-    persist.require(isinstance(params, dict), where, "'params' must be an object")
-    try:
-        LinearRegression(**params)
-    except (TypeError, InputError) as exc:
-        raise InputError(f"{where / persist.MODEL_FILE}: invalid 'params': {exc}") from exc
-    summary = None
-    if isinstance(doc.get("summary"), dict):
-        try:
-            floats = {
-                "r2",
-                "r2_adj",
-                "rmse",
-                "mae",
-                "residual_std",
-                "condition_number",
-                "weight_sum",
-            }
-            summary = LinearRegressionSummary(
-                **{
-                    k: (float("nan") if v is None and k in floats else v)
-                    for k, v in doc["summary"].items()
-                }
-            )
-        except (TypeError, KeyError) as exc:
-            raise InputError(f"{where / persist.MODEL_FILE}: invalid 'summary': {exc}") from exc
-    model_stats = None
-    if isinstance(doc.get("stats"), dict):
-        s = doc["stats"]
-        persist.require(
-            isinstance(s.get("n"), int) and s["n"] >= 0, where, "'stats.n' must be a count"
-        )
-        persist.float_list([s.get("w_sum")], 1, where, "stats.w_sum")
-        model_stats = st.SufficientStats(
-            n=s["n"],
-            w_sum=float(s["w_sum"]),
-            mean=persist.load_array(where, "stats_mean", (p + 1,)),
-            comoment=persist.load_array(where, "stats_comoment", (p + 1, p + 1)),
-        )
-    return LinearRegressionModel(
-        features=features,
-        label=label,
-        intercept=float(intercept),
-        coefficients=np.array([np.nan if c is None else c for c in coefficients], dtype=np.float64),
-        params=params,
-        summary=summary,
-        stats=model_stats,
-        weight_col=weight_col,
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sparkml_jobs.persist import atomic_output
+from sparkml_jobs.io.persist import atomic_output
 
 REPORT_FILE = "report.html"
 DPI = 110

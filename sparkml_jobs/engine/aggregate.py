@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pyspark import RDD
 
-from sparkml_jobs.faults import maybe_fail
+from sparkml_jobs.engine.faults import maybe_fail
 
 A = TypeVar("A")
 

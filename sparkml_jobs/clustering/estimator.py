@@ -1,0 +1,227 @@
+"""The k-means estimator and model: parameters validated up front, then orchestration only.
+
+``KMeans.fit`` caches the points (:func:`~.lloyd.prepare`), validates them in the load pass
+(:func:`~.lloyd.validate`), initialises (:mod:`~.init`) and hands the iterations to one of the two
+:data:`~.lloyd.RUNNERS` (broadcast per iteration, or one barrier stage). The maths every executor
+runs is in :mod:`~.kernels`; the model's JSON schema is in :mod:`sparkml_jobs.io.models`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from sparkml_jobs.clustering import init, lloyd
+from sparkml_jobs.clustering import kernels as kk
+from sparkml_jobs.errors import InputError
+from sparkml_jobs.io.dataset import BlockData
+from sparkml_jobs.io.score import score_frame
+
+log = logging.getLogger(__name__)
+
+INITS = ("k-means||", "k-means++", "random")
+SAMPLE_ROWS = 2000
+DISTANCES = ("euclidean", "cosine")
+MODES = tuple(lloyd.RUNNERS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KMeansSummary:
+    cost: float
+    cluster_sizes: list[int]
+    n_iter: int
+    converged: bool
+    history: list[dict[str, float]]
+    reseeded: list[dict[str, int]] = field(default_factory=list)
+    n: int = 0
+    init: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KMeansModel:
+    """Fitted centres; ``predict`` gives the nearest centre and the distance to it."""
+
+    features: list[str]
+    centers: np.ndarray  # (k, n_features)
+    params: dict[str, Any]
+    summary: KMeansSummary | None = None
+    # a bounded sample of the training points and their clusters, for plots (not saved)
+    sample: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def distance(self) -> str:
+        return self.params.get("distance", "euclidean")
+
+    def predict_array(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(cluster, distance) per row: Euclidean distance, or ``1 − cos`` for cosine."""
+        if self.distance == "cosine":
+            labels, d2 = kk.assign(kk.normalize_rows(x), self.centers)
+            return labels, d2 / 2.0
+        labels, d2 = kk.assign(x, self.centers)
+        return labels, np.sqrt(d2)
+
+    def predict(self, frame: DataFrame) -> DataFrame:
+        """All columns of ``frame`` plus ``cluster`` (int) and ``distance``, row order kept."""
+
+        def score(x: np.ndarray) -> dict[str, np.ndarray]:
+            labels, dist = self.predict_array(x)
+            return {"cluster": labels.astype(np.int32), "distance": dist}
+
+        out = T.StructType(
+            [T.StructField("cluster", T.IntegerType()), T.StructField("distance", T.DoubleType())]
+        )
+        return score_frame(frame, self.features, score, out)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KMeans:
+    """Lloyd's k-means on a :class:`BlockData` (numpy on the executors, Spark for the wiring).
+
+    Parameters
+    ----------
+    k : int
+        Number of clusters.
+    init : {"k-means||", "k-means++", "random"}
+        Initialisation, ignored when ``initial_centers`` is given.
+    initial_centers : ndarray of shape (k, n_features), optional
+        Explicit starting centres.
+    max_iter : int
+        Maximum number of Lloyd iterations (default 20, as MLlib).
+    tol : float
+        Stop when every centre moved less than ``tol`` (Euclidean); with ``tol=0`` stop only when
+        the centres no longer change (the assignment is stable) or at ``max_iter``.
+    seed : int
+        Seeds every random choice; executor-side draws use (seed, partition, round).
+    distance : {"euclidean", "cosine"}
+    n_init : int
+        Number of runs with seeds ``seed, seed+1, …`` on the same cached data; the best is kept.
+    init_steps : int
+        Rounds of k-means|| oversampling (2, as MLlib).
+    mode : {"broadcast", "barrier"}
+        ``broadcast``: one Spark job per iteration with a fresh broadcast of the centres.
+        ``barrier``: every iteration inside one barrier stage — each task keeps its rows in
+        memory and the tasks exchange their per-cluster partials with ``allGather`` (the
+        all-reduce pattern); needs as many free task slots as tasks (the cached data is
+        spread over that many partitions) and gives the same result.
+    checkpoint_dir : str, optional
+        Checkpoint the cached points there (reliable storage on a cluster), so recovering a lost
+        block does not go back to the input files.
+    """
+
+    k: int = 2
+    init: str = "k-means||"
+    initial_centers: np.ndarray | None = None
+    max_iter: int = 20
+    tol: float = 1e-4
+    seed: int = 0
+    distance: str = "euclidean"
+    n_init: int = 1
+    init_steps: int = 2
+    chunk_rows: int = kk.DEFAULT_CHUNK_ROWS
+    mode: str = "broadcast"
+    checkpoint_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        checks = [
+            (isinstance(self.k, int) and self.k >= 1, f"k must be an integer >= 1, got {self.k!r}"),
+            (
+                self.init in INITS,
+                f"init must be one of {', '.join(INITS)} or a file, got {self.init!r}",
+            ),
+            (self.max_iter >= 1, f"max_iter must be >= 1, got {self.max_iter!r}"),
+            (self.tol >= 0, f"tol must be >= 0, got {self.tol!r}"),
+            (
+                self.distance in DISTANCES,
+                f"distance must be one of {DISTANCES}, got {self.distance!r}",
+            ),
+            (self.n_init >= 1, f"n_init must be >= 1, got {self.n_init!r}"),
+            (self.init_steps >= 1, f"init_steps must be >= 1, got {self.init_steps!r}"),
+            (self.mode in MODES, f"mode must be one of {', '.join(MODES)}, got {self.mode!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(message)
+        if self.initial_centers is not None:
+            centers = np.asarray(self.initial_centers, dtype=np.float64)
+            if centers.ndim != 2 or len(centers) != self.k or not np.isfinite(centers).all():
+                raise InputError(
+                    f"initial centres must be {self.k} finite rows, got shape {centers.shape}"
+                )
+
+    def params(self) -> dict[str, Any]:
+        params = {k: v for k, v in self.__dict__.items() if k != "initial_centers"}
+        params["init"] = "given" if self.initial_centers is not None else self.init
+        return params
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, data: BlockData) -> KMeansModel:
+        """Run k-means on ``data`` (cached for the duration of the fit)."""
+        d = data.n_features
+        if self.initial_centers is not None and np.shape(self.initial_centers)[1] != d:
+            raise InputError(
+                f"initial centres have {np.shape(self.initial_centers)[1]} columns, "
+                f"the data has {d} features ({', '.join(data.features)})"
+            )
+        points = lloyd.prepare(data, self.distance)
+        if self.checkpoint_dir:
+            # cut the lineage back to the source: a lost cached block is re-read from the
+            # checkpoint instead of recomputed from the input files
+            points.context.setCheckpointDir(self.checkpoint_dir)
+            points.checkpoint()
+        try:
+            return self.fit_prepared(points, data, lloyd.validate(data, points))
+        finally:
+            points.unpersist()
+
+    def fit_prepared(self, points, data: BlockData, n_rows: int) -> KMeansModel:
+        """Fit on the cached points of :func:`prepare`, already checked by :func:`validate`.
+
+        Lets several fits share one read of the data (the k sweep); the caller unpersists.
+        """
+        runs = [
+            self._fit_once(points, data.n_features, n_rows, self.seed + i)
+            for i in range(self.n_init)
+        ]
+        centers, summary, sample = min(runs, key=lambda run: run[1].cost)
+        return KMeansModel(
+            features=data.features,
+            centers=centers,
+            params=self.params(),
+            summary=summary,
+            sample=sample,
+        )
+
+    def _fit_once(self, points, d: int, n_rows: int, seed: int):
+        """One run from one initialisation: (centres, summary, (sample points, labels))."""
+        cosine = self.distance == "cosine"
+        if self.initial_centers is not None:
+            centers = np.array(self.initial_centers, dtype=np.float64)
+            centers = kk.normalize_rows(centers) if cosine else centers
+        else:
+            centers = init.initialise(points, self.k, d, self.init, seed, self.init_steps)
+            centers = init.ensure_distinct(points, centers, self.k)
+        state = kk.LloydState(centers=centers, max_iter=self.max_iter, tol=self.tol, cosine=cosine)
+        stride = max(1, n_rows // SAMPLE_ROWS)
+        final = lloyd.RUNNERS[self.mode](points, state, self.k, self.chunk_rows, stride)
+        centers, n_iter, converged = state.centers, state.n_iter, state.converged
+        history, reseeded = state.history, state.reseeded
+        summary = KMeansSummary(
+            cost=final.cost / 2.0 if cosine else final.cost,
+            cluster_sizes=[int(c) for c in final.counts],
+            n_iter=n_iter,
+            converged=converged,
+            history=history,
+            reseeded=reseeded,
+            n=n_rows,
+            init="given" if self.initial_centers is not None else self.init,
+        )
+        return centers, summary, (final.sample_points, final.sample_labels)

@@ -1,0 +1,154 @@
+"""Choosing k on Spark: fit a range of k on one cached read of the data; score a saved model.
+
+:func:`sweep` reads and validates the data once (:func:`~.lloyd.prepare` /
+:func:`~.lloyd.validate`), then fits every k on the same cached RDD with
+:meth:`~.estimator.KMeans.fit_prepared`. Each fit ends with an assignment pass that also
+draws a bounded systematic sample of the rows and their clusters; the silhouette is computed on
+that sample on the driver (:func:`silhouette`, plain numpy/scipy, at most
+:data:`SILHOUETTE_ROWS` rows), so scoring a k costs no extra pass over the data.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sparkml_jobs.clustering import estimator as km
+from sparkml_jobs.clustering import kernels as kk
+from sparkml_jobs.clustering import lloyd
+from sparkml_jobs.clustering.silhouette import SILHOUETTE_ROWS, recommend_k, silhouette, subsample
+from sparkml_jobs.errors import InputError
+from sparkml_jobs.io.dataset import BlockData
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepResult:
+    """Cost and sampled silhouette of every k (lists aligned with ``k``)."""
+
+    k: list[int]
+    cost: list[float]
+    silhouette: list[float]
+    recommended_k: int
+    centers: list[np.ndarray]  # the fitted centres of every k, (k, n_features) each
+    n_iter: list[int]
+    converged: list[bool]
+    n: int
+    silhouette_rows: int
+    features: list[str]
+    params: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def sample_silhouette(
+    model: km.KMeansModel, sample_rows: int = SILHOUETTE_ROWS
+) -> tuple[float, int]:
+    """(silhouette, rows used) on the model's bounded sample; cosine models use cosine distance."""
+    if model.sample is None:
+        return float("nan"), 0
+    points, labels = subsample(*model.sample, sample_rows)
+    metric = "cosine" if model.distance == "cosine" else "euclidean"
+    return silhouette(points, labels, metric), len(points)
+
+
+def sweep(
+    data: BlockData,
+    ks: list[int],
+    *,
+    seed: int = 0,
+    max_iter: int = 20,
+    tol: float = 1e-4,
+    init: str = "k-means||",
+    distance: str = "euclidean",
+    sample_rows: int = SILHOUETTE_ROWS,
+) -> SweepResult:
+    """Fit k-means for every k in ``ks`` on one cached read of ``data`` (see module docstring)."""
+    estimators = [
+        km.KMeans(k=k, seed=seed, max_iter=max_iter, tol=tol, init=init, distance=distance)
+        for k in ks
+    ]  # all validated before any pass
+    points = lloyd.prepare(data, distance)
+    costs, scores, centers, n_iter, converged, used = [], [], [], [], [], 0
+    try:
+        n_rows = lloyd.validate(data, points)
+        for estimator in estimators:
+            model = estimator.fit_prepared(points, data, n_rows)
+            score, used = sample_silhouette(model, sample_rows)
+            costs.append(model.summary.cost)
+            centers.append(model.centers)
+            scores.append(score)
+            n_iter.append(model.summary.n_iter)
+            converged.append(model.summary.converged)
+            log.info(
+                "k=%d: cost %.6g silhouette %.4f (%d iterations%s)",
+                estimator.k,
+                model.summary.cost,
+                score,
+                model.summary.n_iter,
+                "" if model.summary.converged else ", not converged",
+            )
+    finally:
+        points.unpersist()
+    return SweepResult(
+        k=list(ks),
+        cost=costs,
+        silhouette=scores,
+        recommended_k=recommend_k(ks, scores),
+        centers=centers,
+        n_iter=n_iter,
+        converged=converged,
+        n=n_rows,
+        silhouette_rows=used,
+        features=list(data.features),
+        params={"seed": seed, "max_iter": max_iter, "tol": tol, "init": init, "distance": distance},
+    )
+
+
+def evaluate(
+    model: km.KMeansModel, data: BlockData, sample_rows: int = SILHOUETTE_ROWS
+) -> dict[str, Any]:
+    """Cost of a saved model's centres on ``data``, its cluster sizes and sampled silhouette.
+
+    One pass: the assignment job that sums the cost also draws the silhouette sample.
+    """
+    if data.features != model.features:
+        raise InputError(
+            f"the model's features are {', '.join(model.features)}; "
+            f"the data selection has {', '.join(data.features)}"
+        )
+    k = len(model.centers)
+    points = lloyd.prepare(data, model.distance)
+    try:
+        n_rows = lloyd.validate(data, points)
+        partial = lloyd.lloyd_step(
+            points,
+            model.centers,
+            k,
+            kk.DEFAULT_CHUNK_ROWS,
+            sample_stride=max(1, n_rows // sample_rows),
+        )
+    finally:
+        points.unpersist()
+    cost = partial.cost / 2.0 if model.distance == "cosine" else partial.cost
+    scored = km.KMeansModel(
+        features=model.features,
+        centers=model.centers,
+        params=model.params,
+        sample=(partial.sample_points, partial.sample_labels),
+    )
+    score, used = sample_silhouette(scored, sample_rows)
+    return {
+        "n": n_rows,
+        "k": k,
+        "cost": cost,
+        "cost_per_row": cost / n_rows,
+        "cluster_sizes": [int(c) for c in partial.counts],
+        "silhouette": score,
+        "silhouette_rows": used,
+    }

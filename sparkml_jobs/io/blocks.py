@@ -1,0 +1,131 @@
+"""Pure numpy/pyarrow: the block, the unit every pass works on, and its validation counts.
+
+A :class:`Block` is a (rows × columns) float64 array in the layout's column order plus, per column,
+how many cells were missing/non-numeric and NaN/±inf, and how many rows were ragged. Blocks
+travel between JVM and Python as one float64 buffer (:func:`encode_block` / :func:`decode_block`),
+never pickled row by row. No Spark here: this module is imported by the executors' code and by
+the Spark-free unit tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+RAGGED = "__ragged"
+DEFAULT_BLOCK_ROWS = 65_536
+BLOCK_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One block of rows: ``values`` has shape (rows, columns), float64, in the layout's order.
+
+    ``nulls`` / ``nonfinite`` count, per column, the cells that were missing or non-numeric and the
+    cells that were NaN/±inf; ``ragged`` counts rows whose field count did not match the header.
+    """
+
+    values: np.ndarray
+    nulls: np.ndarray
+    nonfinite: np.ndarray
+    ragged: int = 0
+
+
+def encode_block(
+    values: np.ndarray, nulls: np.ndarray, nonfinite: np.ndarray, ragged: int
+) -> bytes:
+    """Pack a block into one float64 buffer: [rows, cols, ragged, nulls…, nonfinite…, values…]."""
+    rows, cols = values.shape
+    header = np.concatenate([[rows, cols, ragged], nulls, nonfinite]).astype(np.float64)
+    return header.tobytes() + np.ascontiguousarray(values, dtype=np.float64).tobytes()
+
+
+def decode_block(payload: bytes | bytearray) -> Block:
+    """Inverse of :func:`encode_block` (zero-copy view on the payload)."""
+    flat = np.frombuffer(payload, dtype=np.float64)
+    rows, cols, ragged = int(flat[0]), int(flat[1]), int(flat[2])
+    start = 3 + 2 * cols
+    return Block(
+        values=flat[start : start + rows * cols].reshape(rows, cols),
+        nulls=flat[3 : 3 + cols].astype(np.int64),
+        nonfinite=flat[3 + cols : start].astype(np.int64),
+        ragged=ragged,
+    )
+
+
+def block_from_arrays(values: np.ndarray) -> Block:
+    """A block from an in-memory array (tests, notebooks); counts computed like the loader's."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    return Block(
+        values=values,
+        nulls=np.zeros(values.shape[1], dtype=np.int64),
+        nonfinite=(~np.isfinite(values)).sum(axis=0).astype(np.int64),
+    )
+
+
+def batches_to_block(batches: list[pa.RecordBatch], columns: list[str], has_ragged: bool) -> Block:
+    """Arrow batches of double columns → one :class:`Block` with its validation counts."""
+    table = pa.Table.from_batches(batches)
+    values = np.empty((table.num_rows, len(columns)), dtype=np.float64)
+    nulls = np.zeros(len(columns), dtype=np.int64)
+    for j, name in enumerate(columns):
+        chunked = table.column(name)
+        nulls[j] = chunked.null_count
+        if nulls[j]:
+            chunked = chunked.fill_null(np.nan)
+        values[:, j] = chunked.to_numpy(zero_copy_only=False)
+    nonfinite = (~np.isfinite(values)).sum(axis=0) - nulls
+    ragged = int(np.asarray(table.column(RAGGED)).sum()) if has_ragged else 0
+    return Block(values=values, nulls=nulls, nonfinite=nonfinite, ragged=ragged)
+
+
+def group_batches(
+    batches: Iterator[pa.RecordBatch], block_rows: int
+) -> Iterator[list[pa.RecordBatch]]:
+    """Consecutive Arrow batches grouped until they hold at least ``block_rows`` rows."""
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= block_rows:
+            yield pending
+            pending, rows = [], 0
+    if pending:
+        yield pending
+
+
+@dataclass(slots=True)
+class Counts:
+    """Mergeable validation counts over blocks (a monoid: ``zero`` and ``merge``)."""
+
+    rows: int
+    nulls: np.ndarray
+    nonfinite: np.ndarray
+    ragged: int = 0
+    negative_weights: int = 0
+
+    @classmethod
+    def zero(cls, n_columns: int) -> Counts:
+        return cls(0, np.zeros(n_columns, np.int64), np.zeros(n_columns, np.int64))
+
+    @classmethod
+    def of_block(cls, block: Block, weight_index: int | None = None) -> Counts:
+        negative = 0
+        if weight_index is not None:
+            negative = int((block.values[:, weight_index] < 0).sum())
+        return cls(len(block.values), block.nulls, block.nonfinite, block.ragged, negative)
+
+    def merge(self, other: Counts) -> Counts:
+        return Counts(
+            self.rows + other.rows,
+            self.nulls + other.nulls,
+            self.nonfinite + other.nonfinite,
+            self.ragged + other.ragged,
+            self.negative_weights + other.negative_weights,
+        )

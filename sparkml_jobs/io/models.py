@@ -1,0 +1,152 @@
+"""The JSON schema of saved models: what ``model.json`` holds for each kind, and its checks.
+
+A model directory is ``model.json`` (kind, format version, feature names, parameters, fitted
+values, training summary) plus ``.npy`` arrays, written through :mod:`~.persist`; loading checks
+every field, so a tampered or truncated file is refused with one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sparkml_jobs.clustering.estimator import DISTANCES, KMeansModel, KMeansSummary
+from sparkml_jobs.errors import InputError
+from sparkml_jobs.io import persist
+from sparkml_jobs.regression import stats as st
+from sparkml_jobs.regression.estimator import (
+    LinearRegression,
+    LinearRegressionModel,
+    LinearRegressionSummary,
+)
+
+LINREG_KIND = "linear_regression"
+KMEANS_KIND = "kmeans"
+
+
+def save_linreg(model: LinearRegressionModel, path: str, overwrite: bool = False) -> None:
+    """Directory with ``model.json`` (+ the sufficient statistics as ``.npy``) and ``_SUCCESS``."""
+
+    document = {
+        "kind": LINREG_KIND,
+        "features": model.features,
+        "label": model.label,
+        "weight_col": model.weight_col,
+        "intercept": model.intercept,
+        "coefficients": model.coefficients,
+        "params": model.params,
+        "summary": model.summary.to_dict() if model.summary else None,
+    }
+    arrays = {}
+    if model.stats is not None:
+        document["stats"] = {"n": model.stats.n, "w_sum": model.stats.w_sum}
+        arrays = {"stats_mean": model.stats.mean, "stats_comoment": model.stats.comoment}
+    persist.write_model_dir(path, document, arrays, overwrite)
+
+
+def load_linreg(path: str) -> LinearRegressionModel:
+    """Load a saved model without Spark, checking every field (a tampered file is rejected)."""
+
+    doc, where = persist.read_model_dir(path, LINREG_KIND)
+    features = persist.string_list(doc.get("features"), where, "features")
+    p = len(features)
+    coefficients = persist.float_list(doc.get("coefficients"), p, where, "coefficients", True)
+    intercept = doc.get("intercept")
+    persist.float_list([intercept], 1, where, "intercept")
+    label = doc.get("label")
+    persist.require(label is None or isinstance(label, str), where, "'label' must be a string")
+    weight_col = doc.get("weight_col")
+    persist.require(
+        weight_col is None or isinstance(weight_col, str), where, "'weight_col' must be a string"
+    )
+    params = doc.get("params")
+    persist.require(isinstance(params, dict), where, "'params' must be an object")
+    try:
+        LinearRegression(**params)
+    except (TypeError, InputError) as exc:
+        raise InputError(f"{where / persist.MODEL_FILE}: invalid 'params': {exc}") from exc
+    summary = None
+    if isinstance(doc.get("summary"), dict):
+        try:
+            floats = {
+                "r2",
+                "r2_adj",
+                "rmse",
+                "mae",
+                "residual_std",
+                "condition_number",
+                "weight_sum",
+            }
+            summary = LinearRegressionSummary(
+                **{
+                    k: (float("nan") if v is None and k in floats else v)
+                    for k, v in doc["summary"].items()
+                }
+            )
+        except (TypeError, KeyError) as exc:
+            raise InputError(f"{where / persist.MODEL_FILE}: invalid 'summary': {exc}") from exc
+    model_stats = None
+    if isinstance(doc.get("stats"), dict):
+        s = doc["stats"]
+        persist.require(
+            isinstance(s.get("n"), int) and s["n"] >= 0, where, "'stats.n' must be a count"
+        )
+        persist.float_list([s.get("w_sum")], 1, where, "stats.w_sum")
+        model_stats = st.SufficientStats(
+            n=s["n"],
+            w_sum=float(s["w_sum"]),
+            mean=persist.load_array(where, "stats_mean", (p + 1,)),
+            comoment=persist.load_array(where, "stats_comoment", (p + 1, p + 1)),
+        )
+    return LinearRegressionModel(
+        features=features,
+        label=label,
+        intercept=float(intercept),
+        coefficients=np.array([np.nan if c is None else c for c in coefficients], dtype=np.float64),
+        params=params,
+        summary=summary,
+        stats=model_stats,
+        weight_col=weight_col,
+    )
+
+
+def save_kmeans(model: KMeansModel, path: str, overwrite: bool = False) -> None:
+    """Directory with ``model.json`` (centres inline, and as ``centers.npy``) and ``_SUCCESS``."""
+
+    document = {
+        "kind": KMEANS_KIND,
+        "features": model.features,
+        "centers": model.centers,
+        "params": model.params,
+        "summary": model.summary.to_dict() if model.summary else None,
+    }
+    persist.write_model_dir(path, document, {"centers": model.centers}, overwrite)
+
+
+def load_kmeans(path: str) -> KMeansModel:
+    """Load a saved model without Spark; a tampered or inconsistent file is rejected."""
+
+    doc, where = persist.read_model_dir(path, KMEANS_KIND)
+    features = persist.string_list(doc.get("features"), where, "features")
+    rows = doc.get("centers")
+    persist.require(
+        isinstance(rows, list) and len(rows) >= 1, where, "'centers' must be a list of rows"
+    )
+    for row in rows:
+        persist.float_list(row, len(features), where, "centers")
+    centers = np.array(rows, dtype=np.float64)
+    if (where / "centers.npy").exists():
+        stored = persist.load_array(where, "centers", centers.shape)
+        persist.require(np.array_equal(stored, centers), where, "'centers' differ from centers.npy")
+    params = doc.get("params")
+    persist.require(isinstance(params, dict), where, "'params' must be an object")
+    persist.require(params.get("k") == len(centers), where, "'params.k' does not match the centres")
+    persist.require(
+        params.get("distance", "euclidean") in DISTANCES, where, "unknown 'params.distance'"
+    )
+    summary = None
+    if isinstance(doc.get("summary"), dict):
+        try:
+            summary = KMeansSummary(**doc["summary"])
+        except TypeError as exc:
+            raise InputError(f"{where / persist.MODEL_FILE}: invalid 'summary': {exc}") from exc
+    return KMeansModel(features=features, centers=centers, params=params, summary=summary)

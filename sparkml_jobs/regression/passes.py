@@ -1,0 +1,219 @@
+"""The Spark passes of linear regression: statistics, TSQR factors, residuals, evaluation.
+
+Each pass is one tree aggregation over the cached blocks of a :class:`~sparkml_jobs.io.dataset.
+BlockData`; what runs on a block is a pure function from :mod:`~.stats`, :mod:`~.tsqr` or
+:mod:`~.cv`, and whatever the executors need from the driver (coefficients) travels in a
+:func:`~sparkml_jobs.engine.broadcast.broadcast_scope`. Every pass that reads rows also carries
+their validation counts, so reading and validating are the same pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sparkml_jobs.engine.aggregate import depth_for, tree_aggregate
+from sparkml_jobs.engine.broadcast import broadcast_scope
+from sparkml_jobs.errors import InputError
+from sparkml_jobs.io.blocks import Counts
+from sparkml_jobs.io.dataset import BlockData
+from sparkml_jobs.regression import cv, tsqr
+from sparkml_jobs.regression import stats as st
+
+
+def _block_parts(values: np.ndarray, data_layout: tuple[int, int | None, int | None]):
+    p, label_index, weight_index = data_layout
+    x = values[:, :p]
+    y = values[:, label_index] if label_index is not None else None
+    w = values[:, weight_index] if weight_index is not None else None
+    return x, y, w
+
+
+def _layout(data: BlockData) -> tuple[int, int | None, int | None]:
+    return data.n_features, data.label_index, data.weight_index
+
+
+def aggregate_stats(data: BlockData, depth: int = 2) -> tuple[st.SufficientStats, Counts]:
+    """The one pass: per block statistics of ``[x, y]`` and validation counts, tree-merged.
+
+    The blocks are persisted by this pass so later passes read them from memory.
+    """
+    width = data.n_features + 1
+    n_cols = len(data.columns)
+    weight_index = data.weight_index
+    label_index = data.label_index
+    zero = (st.SufficientStats.zero(width), Counts.zero(n_cols))
+
+    def add(acc, block):
+        values = block.values
+        w = values[:, weight_index] if weight_index is not None else None
+        z = values[:, : label_index + 1]
+        counts = Counts.of_block(block, weight_index)
+        if counts.nulls.any() or counts.nonfinite.any() or (w is not None and (w < 0).any()):
+            return acc[0], acc[1].merge(counts)  # invalid: reported by check(), no maths on NaN
+        return acc[0].merge(st.SufficientStats.of_block(z, w)), acc[1].merge(counts)
+
+    def merge(a, b):
+        return a[0].merge(b[0]), a[1].merge(b[1])
+
+    data.cache()
+    partial_bytes = 8 * width * (width + 1) // 2
+    n_parts = data.blocks.getNumPartitions()
+    if (
+        partial_bytes > 64 * 2**20
+    ):  # wide: no shuffle of huge partials; the driver merges 2 at a time
+        return tree_aggregate(data.blocks, zero, add, merge, 1, stream=True)
+    depth = max(depth, depth_for(partial_bytes, n_parts))
+    return tree_aggregate(
+        data.blocks, zero, add, merge, depth, stream=partial_bytes * n_parts > 256 * 2**20
+    )
+
+
+def aggregate_r(data: BlockData, fit_intercept: bool, depth: int = 2) -> tsqr.RFactor:
+    """The TSQR pass: every block's R factor, reduced up the tree (stacked R → QR)."""
+    layout = _layout(data)
+    width = data.n_features + 1 + int(fit_intercept)
+
+    def add(acc: tsqr.RFactor, block) -> tsqr.RFactor:
+        x, y, w = _block_parts(block.values, layout)
+        return acc.merge(tsqr.RFactor.of_block(x, y, w, fit_intercept))
+
+    return tree_aggregate(data.blocks, tsqr.RFactor.zero(width), add, tsqr.RFactor.merge, depth)
+
+
+SAMPLE_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class ResidualSums:
+    """Σ w r², Σ w |r|, optionally Σ w r·[1, x], and a bounded sample of (fitted, residual)."""
+
+    ssr: float
+    sar: float
+    sample: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    gradient: np.ndarray | None = None
+
+    def merge(self, other: ResidualSums) -> ResidualSums:
+        sample = np.vstack([self.sample, other.sample])[: 2 * SAMPLE_ROWS]
+        gradient = (
+            self.gradient
+            if other.gradient is None
+            else (other.gradient if self.gradient is None else self.gradient + other.gradient)
+        )
+        return ResidualSums(self.ssr + other.ssr, self.sar + other.sar, sample, gradient)
+
+
+def residual_pass(
+    sol: st.Solution,
+    data: BlockData,
+    n_rows: int = 0,
+    *,
+    precise: bool = False,
+    gradient: bool = False,
+    fit_intercept: bool = True,
+    depth: int = 2,
+) -> ResidualSums:
+    """One pass of exact residual sums: Σw·r², Σw·|r| (no cancellation, unlike the Gram formula),
+    every ⌈n/2000⌉-th row's (fitted, residual) for plots, and with ``gradient`` the refinement
+    right-hand side Σ w r·[1, x_kept]. ``precise`` computes residuals in extended precision
+    (``np.longdouble``), which ill-conditioned, near-exact fits need."""
+    layout = _layout(data)
+    stride = max(1, n_rows // SAMPLE_ROWS)
+
+    def add(acc: ResidualSums, block) -> ResidualSums:
+        beta, b0, kept = shared.value
+        x, y, w = _block_parts(block.values, layout)
+        if precise:
+            xl = x.astype(np.longdouble)
+            r_long = y.astype(np.longdouble) - (xl @ beta.astype(np.longdouble) + b0)
+            r = r_long.astype(np.float64)
+        else:
+            r = y - (x @ beta + b0)
+        ww = np.ones(len(r)) if w is None else w
+        part = ResidualSums(
+            float(ww @ (r * r)),
+            float(ww @ np.abs(r)),
+            np.column_stack([(y - r)[::stride], r[::stride]]),
+        )
+        if gradient:
+            wr = (r_long * ww) if precise else r * ww
+            g = (wr @ (xl[:, kept] if precise else x[:, kept])).astype(np.float64)
+            head = [float(wr.sum())] if fit_intercept else []
+            part = ResidualSums(part.ssr, part.sar, part.sample, np.concatenate([head, g]))
+        return acc.merge(part)
+
+    coefficients = (np.nan_to_num(sol.coefficients, nan=0.0), sol.intercept, sol.kept)
+    with broadcast_scope(data.blocks.context, coefficients) as shared:
+        return tree_aggregate(data.blocks, ResidualSums(0.0, 0.0), add, ResidualSums.merge, depth)
+
+
+def evaluate(model, data: BlockData, depth: int = 2) -> dict[str, float]:
+    """n, mse, rmse, mae, r2 of ``model`` on labelled ``data``, validated in the same pass."""
+    if data.label is None:
+        raise InputError("evaluation needs a label column")
+    layout = _layout(data)
+    weight_index = data.weight_index
+    n_cols = len(data.columns)
+
+    def add(acc, block):
+        counts = Counts.of_block(block, weight_index)
+        sums = np.zeros(5)  # Σw, Σw r², Σw|r|, Σw y, Σw y²
+        if not (counts.nulls.any() or counts.nonfinite.any()):
+            beta, b0 = shared.value
+            x, y, w = _block_parts(block.values, layout)
+            w = np.ones(len(y)) if w is None else w
+            r = y - (x @ beta + b0)
+            sums = np.array([w.sum(), w @ (r * r), w @ np.abs(r), w @ y, w @ (y * y)])
+        return acc[0] + sums, acc[1].merge(counts)
+
+    coefficients = (np.nan_to_num(model.coefficients, nan=0.0), model.intercept)
+    with broadcast_scope(data.blocks.context, coefficients) as shared:
+        sums, counts = tree_aggregate(
+            data.blocks,
+            (np.zeros(5), Counts.zero(n_cols)),
+            add,
+            lambda a, b: (a[0] + b[0], a[1].merge(b[1])),
+            depth,
+        )
+    data.check(counts)
+    w_sum, ssr, sar, sy, syy = sums
+    tss = syy - sy * sy / w_sum
+    return {
+        "n": counts.rows,
+        "mse": ssr / w_sum,
+        "rmse": float(np.sqrt(ssr / w_sum)),
+        "mae": sar / w_sum,
+        "r2": 1.0 - ssr / tss if tss > 0 else float("nan"),
+    }
+
+
+def fold_stats(
+    data: BlockData, folds: int, depth: int = 2
+) -> tuple[list[st.SufficientStats], Counts]:
+    """The one pass: statistics of ``[x, y]`` per fold, and the validation counts."""
+    width = data.n_features + 1
+    label_index, weight_index = data.label_index, data.weight_index
+    zero = ([st.SufficientStats.zero(width) for _ in range(folds)], Counts.zero(len(data.columns)))
+
+    def add(acc, block):
+        values = block.values
+        counts = Counts.of_block(block, weight_index)
+        if counts.nulls.any() or counts.nonfinite.any() or counts.negative_weights:
+            return acc[0], acc[1].merge(counts)
+        fold = cv.fold_of_rows(values, folds)
+        w = values[:, weight_index] if weight_index is not None else None
+        z = values[:, : label_index + 1]
+        merged = [
+            acc[0][f].merge(
+                st.SufficientStats.of_block(z[fold == f], None if w is None else w[fold == f])
+            )
+            for f in range(folds)
+        ]
+        return merged, acc[1].merge(counts)
+
+    def merge(a, b):
+        return [x.merge(y) for x, y in zip(a[0], b[0], strict=True)], a[1].merge(b[1])
+
+    data.cache()
+    return tree_aggregate(data.blocks, zero, add, merge, depth)
