@@ -5,20 +5,36 @@ order follows the order shuffle blocks arrive in; floating-point sums then diffe
 from run to run. Here every level sorts its inputs by partition index before merging, so the same
 data and partitioning always give bit-identical results — and a retried task recomputes exactly
 the partial it lost.
+
+The plan (:func:`merge_levels`) and the merges (:func:`merge_group`, :func:`merge_final`) are pure
+functions shared by the Spark wiring (:func:`tree_aggregate`) and its Spark-free twin
+(:func:`merge_locally`), which the unit tests check for order and determinism.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import reduce
-from typing import Any, TypeVar
-
-from pyspark import RDD
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sparkml_jobs.engine.faults import maybe_fail
 
+if TYPE_CHECKING:  # only for annotations: the plan and the merges run without Spark
+    from pyspark import RDD
+
 A = TypeVar("A")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MergeLevel:
+    """One executor-side merge level: partials ``i`` with equal ``i // width`` merge into group
+    ``i // width``, one of ``groups`` (numbered ``0 … groups − 1``, the next level's indices)."""
+
+    width: int
+    groups: int
 
 
 def depth_for(partial_bytes: int, n_partitions: int, budget: int = 256 * 2**20) -> int:
@@ -27,6 +43,48 @@ def depth_for(partial_bytes: int, n_partitions: int, budget: int = 256 * 2**20) 
     while depth < 8 and partial_bytes * math.ceil(n_partitions ** (1.0 / depth)) > budget:
         depth += 1
     return depth
+
+
+def merge_levels(n_partitions: int, depth: int) -> list[MergeLevel]:
+    """The executor-side levels for ``n_partitions`` partials and a tree of ``depth``.
+
+    Partials are grouped ``fanout = ⌈P^(1/depth)⌉`` at a time until at most ``2·fanout`` remain,
+    which the driver merges itself; ``depth ≤ 1`` merges everything on the driver.
+    """
+    fanout = max(2, math.ceil(n_partitions ** (1.0 / max(depth, 1))))
+    levels: list[MergeLevel] = []
+    n = n_partitions
+    while depth > 1 and n > 2 * fanout:
+        n = math.ceil(n / fanout)
+        levels.append(MergeLevel(width=fanout, groups=n))
+    return levels
+
+
+def merge_group(pairs: Iterable[tuple[int, A]], comb_op: Callable[[A, A], A]) -> A:
+    """Merge ``(index, partial)`` pairs in index order, whatever order they arrived in."""
+    return reduce(comb_op, (value for _, value in sorted(pairs, key=itemgetter(0))))
+
+
+def merge_final(pairs: Iterable[tuple[int, A]], zero: A, comb_op: Callable[[A, A], A]) -> A:
+    """The driver's last merge: ``zero`` then every partial, in index order."""
+    return reduce(comb_op, (value for _, value in sorted(pairs, key=itemgetter(0))), zero)
+
+
+def merge_locally(
+    partials: Iterable[tuple[int, A]], zero: A, comb_op: Callable[[A, A], A], depth: int = 2
+) -> A:
+    """What :func:`tree_aggregate` computes from its folded partials, without Spark.
+
+    ``partials`` are ``(partition index, partial)`` pairs, one per partition ``0 … P − 1``, in any
+    order; the same levels and merges as on the cluster are applied in memory.
+    """
+    pairs = list(partials)
+    for level in merge_levels(len(pairs), depth):
+        groups: dict[int, list[tuple[int, A]]] = {}
+        for index, value in pairs:
+            groups.setdefault(index // level.width, []).append((index, value))
+        pairs = [(key, merge_group(members, comb_op)) for key, members in groups.items()]
+    return merge_final(pairs, zero, comb_op)
 
 
 def tree_aggregate(
@@ -40,8 +98,9 @@ def tree_aggregate(
     """Fold every partition with ``seq_op`` from ``zero``, then merge with ``comb_op`` in a tree.
 
     ``depth`` levels: partials are grouped ``fanout = ⌈P^(1/depth)⌉`` at a time on the executors
-    until few enough remain to merge on the driver. ``stream`` fetches the last level one
-    partition at a time, for partials too large to collect together (a wide Gram matrix).
+    until few enough remain to merge on the driver (:func:`merge_levels`). ``stream`` fetches the
+    last level one partition at a time, for partials too large to collect together (a wide Gram
+    matrix).
     """
 
     def fold(index: int, items: Iterable[Any]) -> list[tuple[int, A]]:
@@ -49,25 +108,17 @@ def tree_aggregate(
         return [(index, reduce(seq_op, items, zero))]
 
     partials = rdd.mapPartitionsWithIndex(fold)
-    n = partials.getNumPartitions()
-    fanout = max(2, math.ceil(n ** (1.0 / max(depth, 1))))
-    while depth > 1 and n > 2 * fanout:
-        n = math.ceil(n / fanout)
-        width = fanout
-
-        def merge_group(group: tuple[int, Iterable[tuple[int, A]]]) -> tuple[int, A]:
-            ordered = sorted(group[1], key=lambda pair: pair[0])
-            return group[0], reduce(comb_op, (value for _, value in ordered))
-
+    for level in merge_levels(partials.getNumPartitions(), depth):
         partials = (
-            partials.map(lambda pair, width=width: (pair[0] // width, pair))
-            .groupByKey(n)
-            .map(merge_group)
+            partials.map(lambda pair, width=level.width: (pair[0] // width, pair))
+            .groupByKey(level.groups)
+            .map(lambda group: (group[0], merge_group(group[1], comb_op)))
         )
-    if stream:  # one job per partition, but the driver holds only two partials at a time
+    if stream:
+        # one job per partition, but the driver holds only two partials at a time; partition i
+        # holds only group i (a small int key hashes to itself), so this is index order too
         result = zero
         for _, value in partials.toLocalIterator():
             result = comb_op(result, value)
         return result
-    collected = sorted(partials.collect(), key=lambda pair: pair[0])
-    return reduce(comb_op, (value for _, value in collected), zero)
+    return merge_final(partials.collect(), zero, comb_op)
