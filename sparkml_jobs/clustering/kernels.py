@@ -120,14 +120,22 @@ def top_farthest(d2: np.ndarray, points: np.ndarray, keep: int) -> tuple[np.ndar
     """
     if keep == 0 or len(d2) == 0:
         return d2[:0], points[:0]
-    if len(d2) > 4 * keep:
-        idx = np.argpartition(-d2, 4 * keep - 1)[: 4 * keep]
-        d2, points = d2[idx], points[idx]
-    order = np.lexsort(tuple(points.T[::-1]) + (-d2,))
-    d2, points = d2[order], points[order]
-    _, first = np.unique(points, axis=0, return_index=True)
-    first.sort()
-    return d2[first][:keep], points[first][:keep]
+    size = 4 * keep
+    while True:
+        if len(d2) <= size:
+            cand_d2, cand = d2, points
+        else:
+            # every distance tied with the size-th largest comes along, so the tie-break by
+            # coordinates sees all of them and the input order cannot change the result
+            mask = d2 >= np.partition(d2, len(d2) - size)[len(d2) - size]
+            cand_d2, cand = d2[mask], points[mask]
+        order = np.lexsort(tuple(cand.T[::-1]) + (-cand_d2,))
+        cand_d2, cand = cand_d2[order], cand[order]
+        _, first = np.unique(cand, axis=0, return_index=True)
+        if len(first) >= keep or len(cand_d2) == len(d2):
+            first.sort()
+            return cand_d2[first][:keep], cand[first][:keep]
+        size *= 4  # copies of the same points filled the candidates: look further down
 
 
 def lloyd_partial(
