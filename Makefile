@@ -1,10 +1,10 @@
-# make demo | make test | make bench — each bootstraps .venv on a fresh machine.
+# make demo | make test | make test-fast | make bench — each bootstraps .venv on a fresh machine.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean check-java
+.PHONY: demo test test-fast bench lint clean check-java
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -24,6 +24,11 @@ demo: $(STAMP) check-java
 
 test: $(STAMP) check-java
 	$(PY) -m pytest
+
+# the Spark-free tests for the edit-test loop (no Java needed): everything under tests/unit, whose
+# conftest refuses the Spark session, so a test added there cannot quietly start Spark
+test-fast: $(STAMP)
+	$(PY) -m pytest tests/unit -q
 
 bench: $(STAMP) check-java
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
