@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import re
 import sys
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
-from sparkml_jobs import progress
+from sparkml_jobs import config, progress
 from sparkml_jobs.errors import InputError
 
 log = logging.getLogger("sparkml_jobs")
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 MAX_K = 1000
+# the readers of io.read (not imported here: it imports pyspark, and parsing must not)
+FORMATS = ("csv", "parquet", "libsvm")
 
 
 class UsageParser(argparse.ArgumentParser):
@@ -40,13 +42,55 @@ def _csv_list(text: str) -> list[str]:
     return items
 
 
-def _float_list(text: str) -> list[float]:
+def _penalty_list(text: str) -> list[float]:
+    """Ridge penalties: finite numbers >= 0, separated by commas."""
     try:
-        return [float(item) for item in _csv_list(text)]
+        values = [float(item) for item in _csv_list(text)]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(
             f"expected numbers separated by commas, got {text!r}"
         ) from exc
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"values must be finite numbers >= 0, got {text!r}")
+    return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def _cv_folds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value != 0 and value < 2:  # one fold would train and test on nothing
+        raise argparse.ArgumentTypeError(
+            f"must be 0 (no cross-validation) or at least 2, got {text!r}"
+        )
+    return value
+
+
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _delimiter(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def parse_k_range(text: str) -> list[int]:
@@ -78,11 +122,20 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks")
 
 
+def _add_reader(parser: argparse.ArgumentParser) -> None:
+    """How to read an input: --format, --delimiter, --partitions."""
+    parser.add_argument("--format", default="csv", choices=FORMATS, help="default csv")
+    parser.add_argument(
+        "--delimiter", default=",", type=_delimiter, help="CSV field delimiter (default ,)"
+    )
+    parser.add_argument(
+        "--partitions", type=_positive_int, help="repartition the input to N partitions"
+    )
+
+
 def _add_input(parser: argparse.ArgumentParser, label: bool) -> None:
     parser.add_argument("--input", required=True, help="input path (file, directory or glob)")
-    parser.add_argument("--format", default="csv", help="csv | parquet | libsvm (default csv)")
-    parser.add_argument("--delimiter", default=",", help="CSV field delimiter (default ,)")
-    parser.add_argument("--partitions", type=int, help="repartition the input to N partitions")
+    _add_reader(parser)
     if label:
         parser.add_argument("--label", help="label column (libsvm: 'label')")
         parser.add_argument("--weight-col", help="column of non-negative row weights")
@@ -119,11 +172,13 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     fit.add_argument("--no-intercept", dest="fit_intercept", action="store_false")
     fit.add_argument(
         "--reg-param",
-        type=_float_list,
+        type=_penalty_list,
         default=[0.0],
         help="ridge penalty λ (default 0); a list a,b,c with --cv K picks the best",
     )
-    fit.add_argument("--cv", type=int, default=0, help="K-fold cross-validation of --reg-param")
+    fit.add_argument(
+        "--cv", type=_cv_folds, default=0, help="K-fold cross-validation of --reg-param"
+    )
     fit.add_argument("--on-singular", choices=["error", "drop"], default="error")
     fit.add_argument("--solver", choices=["auto", "cholesky", "tsqr"], default="auto")
     fit.add_argument(
@@ -141,9 +196,7 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     update.add_argument("--model", required=True)
     update.add_argument("--input", help="new rows to add")
     update.add_argument("--subtract", help="rows to remove (e.g. a day that left the window)")
-    update.add_argument("--format", default="csv")
-    update.add_argument("--delimiter", default=",")
-    update.add_argument("--partitions", type=int)
+    _add_reader(update)
     _add_output(update)
     actions["linreg update"] = update
     _add_report(fit)
@@ -164,18 +217,18 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     _add_input(kfit, label=False)
     kfit.add_argument("--weight-col", help="column of non-negative row weights")
     _add_output(kfit)
-    kfit.add_argument("--k", type=int, required=True)
+    kfit.add_argument("--k", type=_positive_int, required=True)
     kfit.add_argument(
         "--init",
         default="k-means||",
         help="k-means|| (default) | k-means++ | random | PATH of a CSV of k centres",
     )
-    kfit.add_argument("--max-iter", type=int, default=20)
-    kfit.add_argument("--tol", type=float, default=1e-4)
+    kfit.add_argument("--max-iter", type=_positive_int, default=20)
+    kfit.add_argument("--tol", type=_tolerance, default=1e-4)
     kfit.add_argument("--seed", type=int, default=0)
     kfit.add_argument("--distance", choices=["euclidean", "cosine"], default="euclidean")
-    kfit.add_argument("--n-init", type=int, default=1)
-    kfit.add_argument("--init-steps", type=int, default=2)
+    kfit.add_argument("--n-init", type=_positive_int, default=1)
+    kfit.add_argument("--init-steps", type=_positive_int, default=2)
     kfit.add_argument("--checkpoint-dir", help="checkpoint the cached data there (cuts lineage)")
     kfit.add_argument(
         "--mode",
@@ -202,8 +255,8 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     ksweep.add_argument(
         "--init", default="k-means||", help="k-means|| (default) | k-means++ | random"
     )
-    ksweep.add_argument("--max-iter", type=int, default=20)
-    ksweep.add_argument("--tol", type=float, default=1e-4)
+    ksweep.add_argument("--max-iter", type=_positive_int, default=20)
+    ksweep.add_argument("--tol", type=_tolerance, default=1e-4)
     ksweep.add_argument("--seed", type=int, default=0)
     ksweep.add_argument("--distance", choices=["euclidean", "cosine"], default="euclidean")
     kevaluate = kmeans_actions.add_parser(
@@ -223,40 +276,32 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     return parser, actions
 
 
-def _config_path(argv: Sequence[str]) -> str | None:
-    for i, arg in enumerate(argv):
-        if arg == "--config" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--config="):
-            return arg.split("=", 1)[1]
-    return None
+LIST_TYPES = (_csv_list, _penalty_list, parse_k_range)  # the options a TOML list may give
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """The checks that involve several options (each option's own checks are its ``type``)."""
+    features = getattr(args, "features", None) or []
+    label, weight = getattr(args, "label", None), getattr(args, "weight_col", None)
+    twice = sorted({name for name in features if features.count(name) > 1})
+    if twice:
+        raise InputError(f"--features lists {', '.join(repr(n) for n in twice)} twice")
+    if label is not None and label in features:
+        raise InputError(f"the label {label!r} is also listed in --features")
+    if weight is not None and weight == label:
+        raise InputError(f"--weight-col {weight!r} is also the label")
+    if weight is not None and weight in features:
+        raise InputError(f"--weight-col {weight!r} is also listed in --features")
+    if len(getattr(args, "reg_param", [])) > 1 and args.cv < 2:
+        raise InputError("a list of --reg-param values needs --cv K (K >= 2) to choose among them")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    """Parse flags; values from ``--config job.toml`` become defaults that flags override."""
+    """Parse and check the command line; ``--config job.toml`` values come first, flags win."""
     parser, actions = build_parser()
-    config_path = _config_path(argv)
-    key = "demo" if argv[:1] == ["demo"] else " ".join(argv[:2])
-    if config_path and key in actions:
-        sub = actions[key]
-        try:
-            config = tomllib.loads(Path(config_path).read_text())
-        except FileNotFoundError as exc:
-            raise InputError(f"config file not found: {config_path}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"config file {config_path} is not valid TOML: {exc}") from exc
-        known = {action.dest for action in sub._actions}
-        values = {k.replace("-", "_"): v for k, v in config.items()}
-        if isinstance(values.get("features"), str):
-            values["features"] = _csv_list(values["features"])
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"config file {config_path}: unknown option(s) {', '.join(unknown)}")
-        sub.set_defaults(**values)
-        for action in sub._actions:  # a required flag may now come from the config
-            if action.dest in values:
-                action.required = False
-    return parser.parse_args(argv)
+    args = parser.parse_args(config.with_config(argv, actions, LIST_TYPES))
+    check_args(args)
+    return args
 
 
 # --------------------------------------------------------------------------- entry point
@@ -283,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(verbose)
     try:
         args = parse_args(argv)
+        verbose = args.verbose  # verbose = true may come from the config file
+        configure_logging(verbose)
         key = "demo" if args.algo == "demo" else f"{args.algo} {args.action}"
         from sparkml_jobs import jobs  # after parsing: a usage error costs no Spark import
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import os
 import tempfile
@@ -189,12 +188,16 @@ def linreg_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise InputError("evaluation needs --label (the model has none recorded)")
     data = _load(spark, args, label=label, features=model.features, weight=args.weight_col)
     metrics = model.evaluate(data)
-    print(json.dumps(metrics, indent=2))
+    print(persist.dumps(metrics), end="")  # the --metrics-json text: null, never NaN
     return metrics
 
 
 def read_centers_file(spark, path: str, features: list[str], k: int):
-    """An explicit initial-centres CSV (header, one centre per row) as a (k, d) array."""
+    """An explicit initial-centres CSV (header, one centre per row) as a (k, d) array.
+
+    The header must name exactly the data's features, in any order: columns are matched by name,
+    never by position, so a file written for other columns is refused instead of misread.
+    """
 
     if not Path(path).exists():
         raise InputError(f"init centres file not found: {path}")
@@ -204,19 +207,28 @@ def read_centers_file(spark, path: str, features: list[str], k: int):
     if not rows:
         raise InputError(f"init centres file {path} is empty")
     header, body = rows[0], [r for r in rows[1:] if r]
-    if header != features and len(header) == len(features) and all(h in features for h in header):
-        order = [header.index(f) for f in features]
-        body = [[r[i] for i in order] for r in body]
-    elif len(header) != len(features):
+    unknown = [repr(h) for h in header if h not in features]
+    missing = [repr(f) for f in features if f not in header]
+    twice = sorted({repr(h) for h in header if header.count(h) > 1})
+    if unknown or missing or twice:
+        problems = [
+            *([f"unknown column(s) {', '.join(unknown)}"] if unknown else []),
+            *([f"missing {', '.join(missing)}"] if missing else []),
+            *([f"{', '.join(twice)} named twice"] if twice else []),
+        ]
         raise InputError(
             f"init centres file {path} has {len(header)} columns, the data has {len(features)} "
-            f"features ({', '.join(features)})"
+            f"features ({', '.join(features)}): {'; '.join(problems)} (the first line must be a "
+            "header naming the features)"
         )
+    if any(len(r) != len(header) for r in body):
+        raise InputError(f"init centres file {path}: a row does not have {len(header)} fields")
+    order = [header.index(f) for f in features]  # the data's column order
     try:
-        centers = np.array([[float(v) for v in r] for r in body], dtype=np.float64)
+        centers = np.array([[float(r[i]) for i in order] for r in body], dtype=np.float64)
     except ValueError as exc:
         raise InputError(f"init centres file {path}: {exc}") from exc
-    if len(body) != k or any(len(r) != len(features) for r in body):
+    if len(body) != k:
         raise InputError(f"init centres file {path} has {len(body)} rows, expected k={k}")
     if not np.isfinite(centers).all():
         raise InputError(f"init centres file {path} holds NaN or infinite values")

@@ -80,6 +80,23 @@ def test_fit_with_init_file_then_predict(spark, tmp_path, capsys):
     )
 
 
+def test_init_file_columns_are_matched_by_name(spark, tmp_path, capsys):
+    """A centres file with the features in another order gives the same fit (sklearn's)."""
+    frame = pd.read_csv(IRIS)
+    init = frame.iloc[[0, 50, 100]]
+    init_file = tmp_path / "init.csv"
+    init[list(reversed(frame.columns))].to_csv(init_file, index=False)
+    out = tmp_path / "model"
+    args = ["--input", IRIS, "--k", "3", "--init", init_file, "--tol", "0", "--max-iter", "100"]
+    code, _, err = run_cli(capsys, "kmeans", "fit", *args, "--output", out)
+    assert code == 0, err
+    ref = SKMeans(
+        3, init=init.to_numpy(float), n_init=1, tol=0, max_iter=100, algorithm="lloyd"
+    ).fit(frame.to_numpy(float))
+    centers = json.loads((out / "model.json").read_text())["centers"]
+    np.testing.assert_allclose(centers, ref.cluster_centers_, rtol=1e-9)
+
+
 def test_default_init_is_seeded(spark, tmp_path, capsys):
     args = ["kmeans", "fit", "--input", IRIS, "--k", "3", "--seed", "5"]
     assert run_cli(capsys, *args, "--output", str(tmp_path / "a"))[0] == 0
@@ -93,8 +110,8 @@ def test_default_init_is_seeded(spark, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "files", "expected"),
     [
-        (["--k", "0"], {}, "k must be an integer >= 1"),
-        (["--k", "3", "--max-iter", "0"], {}, "max_iter must be >= 1"),
+        (["--k", "0"], {}, "argument --k: must be an integer >= 1"),
+        (["--k", "3", "--max-iter", "0"], {}, "argument --max-iter: must be an integer >= 1"),
         (["--k", "3", "--init", "nowhere"], {}, "--init must be one of"),
         (["--k", "3", "--init", "{init}"], {"init": "a,b\n1,2\n3,4\n5,6\n"}, "has 2 columns"),
         (
@@ -103,6 +120,24 @@ def test_default_init_is_seeded(spark, tmp_path, capsys):
             "has 1 rows",
         ),
         (["--k", "3", "--features", "sepal_length,colour"], {}, "'colour'"),
+        (
+            ["--k", "3", "--init", "{init}"],
+            {"init": "sepal_length,sepal_width,colour,petal_width\n1,2,3,4\n5,6,7,8\n1,3,5,7\n"},
+            "unknown column(s) 'colour'; missing 'petal_length'",
+        ),
+        (
+            ["--k", "2", "--init", "{init}"],
+            {"init": "5.1,3.5,1.4,0.2\n7.0,3.2,4.7,1.4\n6.3,3.3,6.0,2.5\n"},
+            "the first line must be a header",
+        ),
+        (
+            ["--k", "2", "--init", "{init}"],
+            {"init": "sepal_length,sepal_width,petal_length,petal_width\n1,2,3,4\n5,6,7\n"},
+            "a row does not have 4 fields",
+        ),
+        (["--k", "3", "--tol", "-1"], {}, "argument --tol"),
+        (["--k", "3", "--partitions", "0"], {}, "argument --partitions"),
+        (["--k", "3", "--format", "xml"], {}, "invalid choice: 'xml'"),
     ],
 )
 def test_bad_kmeans_input_exits_2(spark, tmp_path, capsys, extra, files, expected):

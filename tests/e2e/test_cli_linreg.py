@@ -149,9 +149,12 @@ def test_bad_csv_exits_2_with_one_line_and_no_output(spark, tmp_path, capsys, na
         (["--input", "/nonexistent/x.csv", "--label", "price"], "input path not found"),
         (["--input", DIAMONDS, "--label", "nope"], "unknown label column 'nope'"),
         (["--input", DIAMONDS, "--label", "price", "--features", "carat,zz"], "'zz'"),
-        (["--input", DIAMONDS, "--label", "price", "--format", "xls"], "unknown format 'xls'"),
-        (["--input", DIAMONDS, "--label", "price", "--features", "x,y,x"], "listed twice"),
-        (["--input", DIAMONDS, "--label", "price", "--reg-param", "-1"], "reg_param"),
+        (["--input", DIAMONDS, "--label", "price", "--format", "xls"], "invalid choice: 'xls'"),
+        (["--input", DIAMONDS, "--label", "price", "--features", "x,y,x"], "lists 'x' twice"),
+        (["--input", DIAMONDS, "--label", "price", "--reg-param", "-1"], "--reg-param"),
+        (["--input", DIAMONDS, "--label", "price", "--weight-col", "price"], "also the label"),
+        (["--input", DIAMONDS, "--label", "price", "--cv", "1"], "argument --cv"),
+        (["--input", DIAMONDS, "--label", "price", "--partitions", "0"], "--partitions"),
         (["--input", DIAMONDS], "needs --label"),
         (["--input", DIAMONDS, "--label", "price", "--bogus"], "unrecognized arguments"),
     ],
@@ -222,19 +225,63 @@ def test_model_problems_exit_2(spark, tmp_path, capsys):
     assert not (tmp_path / "p").exists()
 
 
-def test_config_file_with_flags_overriding(spark, tmp_path, capsys):
+def test_formats_match_the_readers():
+    from sparkml_jobs import cli
+    from sparkml_jobs.io import read
+
+    assert cli.FORMATS == read.FORMATS
+
+
+def test_typed_config_file_with_flags_overriding(spark, tmp_path, capsys):
+    """Typed TOML values (booleans, lists, numbers) fit the model the same flags would."""
+    out = tmp_path / "from_config"
     config = tmp_path / "job.toml"
     config.write_text(
-        f'input = "{DIAMONDS}"\nlabel = "price"\nfeatures = "carat,depth"\n'
-        f'output = "{tmp_path / "from_config"}"\n'
+        f'input = "{DIAMONDS}"\nlabel = "price"\nfeatures = ["carat", "depth", "table"]\n'
+        f'output = "{out}"\nno-intercept = true\nreg-param = 0.0\nsolver = "tsqr"\n'
+        f'metrics-json = "{tmp_path / "m.json"}"\n'
     )
-    code, _, _ = run_cli(capsys, "linreg", "fit", "--config", str(config), "--features", "carat")
-    assert code == 0
-    doc = json.loads((tmp_path / "from_config" / "model.json").read_text())
-    assert doc["features"] == ["carat"]
+    code, _, err = run_cli(
+        capsys, "linreg", "fit", "--config", str(config), "--features", "carat,depth"
+    )
+    assert code == 0, err
+    doc = json.loads((out / "model.json").read_text())
+    assert doc["features"] == ["carat", "depth"] and doc["intercept"] == 0.0
+    frame = pd.read_csv(DIAMONDS)
+    ref = np.linalg.lstsq(frame[["carat", "depth"]], frame["price"], rcond=None)[0]
+    np.testing.assert_allclose(doc["coefficients"], ref, rtol=1e-9)
+    before = (out / "model.json").read_text()
+
+    # a quoted boolean is refused, naming the key, and the existing model stays as it was
+    config.write_text(config.read_text() + 'overwrite = "false"\n')
+    code, _, err = run_cli(capsys, "linreg", "fit", "--config", str(config))
+    assert code == 2 and "'overwrite' is an on/off flag" in err, err
+    assert (out / "model.json").read_text() == before
     config.write_text('colour = "blue"\n')
     code, _, err = run_cli(capsys, "linreg", "fit", "--config", str(config))
-    assert code == 2 and "unknown option(s) colour" in err
+    assert code == 2 and "unknown option(s) 'colour'" in err
+
+
+def test_evaluate_prints_the_metrics_file(spark, tmp_path, capsys):
+    """A constant label has no R²: stdout and --metrics-json both say null, never NaN."""
+    source = tmp_path / "flat.csv"
+    pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [5.0, 5.0, 5.0, 5.0]}).to_csv(source, index=False)
+    model_dir = tmp_path / "model"
+    args = ["--input", str(source), "--label", "y"]
+    assert run_cli(capsys, "linreg", "fit", *args, "--output", str(model_dir))[0] == 0
+    metrics = tmp_path / "m.json"
+    code, out, err = run_cli(
+        capsys, "linreg", "evaluate", "--model", str(model_dir), *args, "--metrics-json", metrics
+    )
+    assert code == 0, err
+    assert out == metrics.read_text()
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in the printed metrics")
+
+    printed = json.loads(out, parse_constant=refuse)
+    assert printed["r2"] is None and printed["n"] == 4
+    assert printed["mse"] == pytest.approx(0.0, abs=1e-20)
 
 
 def test_console_script_subprocess(tmp_path):
