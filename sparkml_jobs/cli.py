@@ -10,7 +10,9 @@ import argparse
 import logging
 import math
 import re
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from sparkml_jobs.errors import InputError
 log = logging.getLogger("sparkml_jobs")
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # 128 + the signal number, as shells report them
 MAX_K = 1000
 # the readers of io.read (not imported here: it imports pyspark, and parsing must not)
 FORMATS = ("csv", "parquet", "libsvm")
@@ -115,10 +118,28 @@ def parse_k_range(text: str) -> list[int]:
     return ks
 
 
+def _spark_setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML file of option values (command-line flags win)")
     parser.add_argument("--master", help="Spark master URL (default local[*], or spark-submit's)")
     parser.add_argument("--metrics-json", help="also write the results/metrics as JSON here")
+    parser.add_argument(
+        "--conf",
+        action="append",
+        type=_spark_setting,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting, as spark-submit's --conf (repeatable; spark.hadoop.* for Hadoop)",
+    )
+    parser.add_argument(
+        "--driver-memory", help="driver JVM heap, e.g. 8g (in-process runs; spark-submit's own)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks")
 
 
@@ -181,6 +202,15 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     )
     fit.add_argument("--on-singular", choices=["error", "drop"], default="error")
     fit.add_argument("--solver", choices=["auto", "cholesky", "tsqr"], default="auto")
+    fit.add_argument(
+        "--alias-tol",
+        type=float,
+        default=None,
+        metavar="TOL",
+        help="rank tolerance in (0, 1): a column whose norm left after projection on the columns "
+        "before it is at most TOL of its norm is aliased (default: max(rows, cols)*eps, at most "
+        "1e-7, for TSQR; 1e-7 is R's lm)",
+    )
     fit.add_argument(
         "--no-refine", dest="refine", action="store_false", help="skip the TSQR refinement pass"
     )
@@ -322,29 +352,45 @@ def configure_logging(verbose: bool) -> None:
     logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
+class Terminated(BaseException):
+    """SIGTERM (what schedulers send on timeout), raised in the main thread so that every
+    ``finally`` runs: temporary outputs are deleted before the process exits with 143."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in argv or "--verbose" in argv
     configure_logging(verbose)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         args = parse_args(argv)
         verbose = args.verbose  # verbose = true may come from the config file
         configure_logging(verbose)
         key = "demo" if args.algo == "demo" else f"{args.algo} {args.action}"
         from sparkml_jobs import jobs  # after parsing: a usage error costs no Spark import
+        from sparkml_jobs.io import persist
 
         try:
             result = jobs.ACTIONS[key](args)
         finally:
             progress.end_line()  # results and error messages start on a fresh line
-        jobs.write_json(getattr(args, "metrics_json", None), result)
+        persist.write_json(getattr(args, "metrics_json", None), result)
         return EXIT_OK
     except InputError as exc:
         print(f"sparkml-jobs: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("sparkml-jobs: interrupted", file=sys.stderr)
-        return EXIT_FAILURE
+        print("sparkml-jobs: interrupted (SIGINT); temporary outputs removed", file=sys.stderr)
+        return EXIT_SIGINT
+    except Terminated:
+        print("sparkml-jobs: terminated (SIGTERM); temporary outputs removed", file=sys.stderr)
+        return EXIT_SIGTERM
     except Exception as exc:  # anything else: one line, the traceback only when asked for
         if verbose:
             log.exception("failed")
@@ -354,6 +400,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

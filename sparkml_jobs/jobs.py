@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -24,8 +23,7 @@ from sparkml_jobs import progress
 from sparkml_jobs.clustering import sweep
 from sparkml_jobs.clustering.estimator import INITS, KMeans
 from sparkml_jobs.errors import InputError
-from sparkml_jobs.io import models, persist, read
-from sparkml_jobs.io.persist import atomic_output, dumps
+from sparkml_jobs.io import filesystem, models, persist, read
 from sparkml_jobs.regression.estimator import LinearRegression
 from sparkml_jobs.regression.estimator import update as update_linreg
 from sparkml_jobs.reporting import figures, pages, tables
@@ -34,23 +32,23 @@ from sparkml_jobs.session import get_session
 log = logging.getLogger("sparkml_jobs")
 
 
-def write_json(path: str | None, document: dict[str, Any]) -> None:
-    """Write ``document`` to ``path`` atomically (temp file + rename)."""
-    if not path:
-        return
-
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    tmp.write_text(dumps(document))
-    os.replace(tmp, target)
-
-
 def _session(args: argparse.Namespace):
-
-    return get_session(
-        args.master, app_name=f"sparkml-jobs {args.algo} {getattr(args, 'action', '')}"
+    """The session, then the output checks that need its file systems (before any data is read)."""
+    spark = get_session(
+        args.master,
+        app_name=f"sparkml-jobs {args.algo} {getattr(args, 'action', '')}",
+        conf=spark_conf(args),
     )
+    check_outputs(args)
+    return spark
+
+
+def spark_conf(args: argparse.Namespace) -> dict[str, str]:
+    """``--conf`` settings and ``--driver-memory`` as one Spark configuration."""
+    conf = dict(getattr(args, "conf", None) or [])
+    if getattr(args, "driver_memory", None):
+        conf["spark.driver.memory"] = args.driver_memory
+    return conf
 
 
 def _load(
@@ -75,14 +73,38 @@ def _load(
 
 
 def _check_report(args: argparse.Namespace) -> None:
-    """Before any Spark work: --report needs matplotlib and a free (or --overwrite) directory."""
-    if not getattr(args, "report", None):
-        return
+    """Before any Spark work: --report needs matplotlib (the directory is checked later)."""
+    if getattr(args, "report", None):
+        figures.require_matplotlib()
 
-    figures.require_matplotlib()
-    if Path(args.report).resolve() == Path(args.output).resolve():
-        raise InputError("--report must be a different directory from --output")
-    persist.check_output(args.report, args.overwrite)
+
+def _overlaps(a: str, b: str) -> bool:
+    """Whether qualified paths ``a`` and ``b`` are equal or one lies inside the other."""
+    a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
+    return a.startswith(b) or b.startswith(a)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Once the session is up: every output is free (or ``--overwrite``), apart from the others,
+    and never equal to, inside or around an input or the model, ``--overwrite`` or not."""
+    fs = filesystem.current()
+    named = lambda flag: getattr(args, flag.lstrip("-").replace("-", "_"), None)  # noqa: E731
+    outputs = [(flag, named(flag)) for flag in ("--output", "--report", "--metrics-json")]
+    outputs = [(flag, value, fs.qualify(value)) for flag, value in outputs if value]
+    sources = [(flag, named(flag)) for flag in ("--input", "--subtract", "--model", "--init")]
+    sources = [(flag, fs.qualify(value)) for flag, value in sources if value and "/" in value
+               or (value and flag != "--init")]
+    for i, (flag, value, target) in enumerate(outputs):
+        for source_flag, source in sources:
+            if _overlaps(target, source):
+                raise InputError(
+                    f"{flag} {value} would overwrite {source_flag}: choose another path"
+                )
+        for other_flag, _, other in outputs[:i]:
+            if _overlaps(target, other):
+                raise InputError(f"{flag} {value} lies inside or around {other_flag}")
+        if flag != "--metrics-json":
+            persist.check_output(value, args.overwrite, fs)
 
 
 def _write_report(args: argparse.Namespace, model) -> None:
@@ -95,14 +117,12 @@ def _write_report(args: argparse.Namespace, model) -> None:
 
 
 def _write_predictions(frame, output: str, overwrite: bool) -> None:
-
-    with atomic_output(output, overwrite) as tmp:
-        frame.write.parquet(str(tmp))
+    with persist.spark_output(output, overwrite) as tmp:
+        frame.write.parquet(tmp)
 
 
 def linreg_fit(args: argparse.Namespace) -> dict[str, Any]:
 
-    persist.check_output(args.output, args.overwrite)
     _check_report(args)
     if len(args.reg_param) > 1 and args.cv < 2:
         raise InputError("a list of --reg-param values needs --cv K (K >= 2) to choose among them")
@@ -111,6 +131,7 @@ def linreg_fit(args: argparse.Namespace) -> dict[str, Any]:
         reg_param=args.reg_param[0],
         on_singular=args.on_singular,
         solver=args.solver,
+        alias_tol=args.alias_tol,
         refine=args.refine,
         residual_pass=args.residual_pass,
     )
@@ -135,15 +156,14 @@ def linreg_fit(args: argparse.Namespace) -> dict[str, Any]:
 
 def linreg_update(args: argparse.Namespace) -> dict[str, Any]:
 
-    persist.check_output(args.output, args.overwrite)
     if not args.input and not args.subtract:
         raise InputError(
             "linreg update needs --input (rows to add) and/or --subtract (rows to remove)"
         )
+    spark = _session(args)
     model = models.load_linreg(args.model)
     if model.label is None:
         raise InputError(f"model {args.model} has no label recorded")
-    spark = _session(args)
 
     def part(path: str | None):
         if path is None:
@@ -168,9 +188,8 @@ def linreg_update(args: argparse.Namespace) -> dict[str, Any]:
 
 def linreg_predict(args: argparse.Namespace) -> dict[str, Any]:
 
-    persist.check_output(args.output, args.overwrite)
-    model = models.load_linreg(args.model)
     spark = _session(args)
+    model = models.load_linreg(args.model)
     frame = read.read_for_scoring(
         spark, args.input, args.format, model.features, delimiter=args.delimiter
     )
@@ -181,8 +200,8 @@ def linreg_predict(args: argparse.Namespace) -> dict[str, Any]:
 
 def linreg_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
-    model = models.load_linreg(args.model)
     spark = _session(args)
+    model = models.load_linreg(args.model)
     label = args.label or model.label
     if label is None:
         raise InputError("evaluation needs --label (the model has none recorded)")
@@ -237,7 +256,6 @@ def read_centers_file(spark, path: str, features: list[str], k: int):
 
 def kmeans_fit(args: argparse.Namespace) -> dict[str, Any]:
 
-    persist.check_output(args.output, args.overwrite)
     _check_report(args)
     given = args.init not in INITS
     if given and not Path(args.init).exists():
@@ -270,9 +288,8 @@ def kmeans_fit(args: argparse.Namespace) -> dict[str, Any]:
 
 def kmeans_predict(args: argparse.Namespace) -> dict[str, Any]:
 
-    persist.check_output(args.output, args.overwrite)
-    model = models.load_kmeans(args.model)
     spark = _session(args)
+    model = models.load_kmeans(args.model)
     frame = read.read_for_scoring(
         spark, args.input, args.format, model.features, delimiter=args.delimiter
     )
@@ -283,7 +300,6 @@ def kmeans_predict(args: argparse.Namespace) -> dict[str, Any]:
 
 def kmeans_sweep(args: argparse.Namespace) -> dict[str, Any]:
 
-    persist.check_output(args.output, args.overwrite)
     ks = args.k
     KMeans(
         k=ks[0], init=args.init, max_iter=args.max_iter, tol=args.tol, distance=args.distance
@@ -310,8 +326,8 @@ def kmeans_sweep(args: argparse.Namespace) -> dict[str, Any]:
 
 def kmeans_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
-    model = models.load_kmeans(args.model)
     spark = _session(args)
+    model = models.load_kmeans(args.model)
     data = _load(spark, args, label=None, features=model.features, weight=args.weight_col)
     metrics = sweep.evaluate(model, data)
     print(persist.dumps(metrics), end="")
@@ -319,46 +335,47 @@ def kmeans_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_demo(args: argparse.Namespace) -> dict[str, Any]:
-    data_dir = Path(args.data_dir)
+    data_dir = Path(args.data_dir)  # the bundled (local) data: file:// URIs whatever defaultFS is
     diamonds, iris = data_dir / "diamonds.csv", data_dir / "iris.csv"
     for file in (diamonds, iris):
         if not file.exists():
             raise InputError(f"bundled data set not found: {file}")
-    out = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="sparkml-demo-"))
-    spark = get_session(args.master, app_name="sparkml-jobs demo")
+    diamonds, iris = diamonds.resolve().as_uri(), iris.resolve().as_uri()
+    out = args.output or Path(tempfile.mkdtemp(prefix="sparkml-demo-")).as_uri()
+    spark = get_session(args.master, app_name="sparkml-jobs demo", conf=spark_conf(args))
 
     print(f"== linear regression: price ~ carat + depth + table + x + y + z on {diamonds}")
-    prices = read.load(spark, str(diamonds), "csv", label="price")
+    prices = read.load(spark, diamonds, "csv", label="price")
     lin = LinearRegression().fit(prices)
-    models.save_linreg(lin, str(out / "linreg-model"), overwrite=True)
+    models.save_linreg(lin, f"{out}/linreg-model", overwrite=True)
     print(tables.linreg_table(lin))
 
     print(f"\n== k-means: k=3 on {iris}")
-    flowers = read.load(spark, str(iris), "csv")
+    flowers = read.load(spark, iris, "csv")
     km = KMeans(k=3, seed=1).fit(flowers)
-    models.save_kmeans(km, str(out / "kmeans-model"), overwrite=True)
+    models.save_kmeans(km, f"{out}/kmeans-model", overwrite=True)
     progress.end_line()
     print(tables.kmeans_table(km))
     print(f"\nmodels saved under {out}")
-    pages = write_reports(lin, km, out, sources={"linreg": diamonds, "kmeans": iris})
+    reports = write_reports(lin, km, out, sources={"linreg": diamonds, "kmeans": iris})
     return {
         "linreg": tables.linreg_metrics(lin),
         "kmeans": tables.kmeans_metrics(km),
-        "reports": {name: str(page) for name, page in pages.items()},
+        "reports": reports,
     }
 
 
-def write_reports(lin, km, out: Path, sources: dict[str, Path]) -> dict[str, Path]:
+def write_reports(lin, km, out: str, sources: dict[str, str]) -> dict[str, str]:
     """Both HTML reports under ``out`` when matplotlib (the 'report' extra) is installed."""
     if not figures.matplotlib_available():
         print(f"reports skipped: matplotlib is not installed ({figures.INSTALL_HINT})")
         return {}
     written = {
         "linreg": pages.linreg_report(
-            lin, out / "linreg-report", source=str(sources["linreg"]), overwrite=True
+            lin, f"{out}/linreg-report", source=sources["linreg"], overwrite=True
         ),
         "kmeans": pages.kmeans_report(
-            km, out / "kmeans-report", source=str(sources["kmeans"]), overwrite=True
+            km, f"{out}/kmeans-report", source=sources["kmeans"], overwrite=True
         ),
     }
     for name, page in written.items():

@@ -37,6 +37,7 @@ def get_session(
     """
     active = SparkSession.getActiveSession()
     if active is not None and master is None:
+        apply_runtime_conf(active, conf or {})
         return active
     builder = SparkSession.builder.appName(app_name)
     if master is not None:
@@ -69,3 +70,26 @@ def get_session(
     spark.sparkContext.setLogLevel("ERROR")
     log.info("spark session: master=%s", spark.sparkContext.master)
     return spark
+
+
+def apply_runtime_conf(spark: SparkSession, conf: dict[str, str]) -> None:
+    """Settings for a session that is already running (in-process use, notebooks, tests).
+
+    ``spark.hadoop.*`` keys go to the Hadoop configuration every file system is built from;
+    runtime SQL settings are set; a setting only a new JVM can take (driver memory, master,
+    jars) is refused in one line rather than silently ignored.
+    """
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in conf.items():
+        if key.startswith("spark.hadoop."):
+            hadoop.set(key[len("spark.hadoop.") :], value)
+            continue
+        try:
+            spark.conf.set(key, value)
+        except Exception as exc:  # static / core settings of the running context
+            from sparkml_jobs.errors import InputError
+
+            raise InputError(
+                f"--conf {key} cannot change in the already running Spark session "
+                "(pass it to spark-submit or set it before the session starts)"
+            ) from exc

@@ -53,3 +53,17 @@ def maybe_fail(partition: int) -> None:
         f"injected fault ({ENV_VAR}={spec}): stage {context.stageId()} partition {partition} "
         f"attempt {context.attemptNumber()}"
     )
+
+
+PAUSE_VAR = "SPARKML_JOBS_PAUSE_BEFORE_COMMIT"
+
+
+def pause_before_commit() -> None:
+    """Test-only: sleep ``$SPARKML_JOBS_PAUSE_BEFORE_COMMIT`` seconds (driver side) once an
+    output is fully written to its temporary sibling and before it is published, so that tests
+    can send a signal or start a competing writer at that exact moment. Unset: no-op."""
+    seconds = os.environ.get(PAUSE_VAR)
+    if seconds:
+        import time
+
+        time.sleep(float(seconds))

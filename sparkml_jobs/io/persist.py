@@ -1,67 +1,197 @@
-"""Outputs written atomically, and models saved as JSON + ``.npy`` (never pickle).
+"""Outputs published atomically on any Hadoop file system, and models as JSON + ``.npy``.
 
 An output directory is complete when it holds ``_SUCCESS``. Everything is written to a hidden
-temporary sibling, renamed into place, then marked; a failed run removes its temporary sibling, so
-a scheduler never sees half an output and a rerun of the same run is idempotent.
+temporary sibling (``.NAME.tmp-HOST-PID-ID``), renamed into place with ``FileSystem.rename``, then
+marked with ``_SUCCESS``, which is written last. On HDFS and local disks the rename is atomic, so a
+reader never sees half an output; on object stores, where a directory rename is a copy, the
+``_SUCCESS`` marker is the commit: every reader here refuses a directory without it.
+
+Two jobs writing the same output race for a lock file (``.NAME.lock``, created exclusively) at
+commit time; the loser fails with one line and the winner's output stays whole. A failed or
+interrupted run (exception, SIGTERM, SIGINT) deletes its temporary sibling; after a SIGKILL, the
+next run on the same host deletes the siblings whose process is provably dead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
 import shutil
+import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sparkml_jobs.engine import faults
 from sparkml_jobs.errors import InputError, OutputExistsError
+from sparkml_jobs.io import filesystem
 
 SUCCESS = "_SUCCESS"
 MODEL_FILE = "model.json"
 FORMAT_VERSION = 1
+MAX_JSON_DEPTH = 64
 
 
-def check_output(path: str | Path, overwrite: bool) -> Path:
-    """Refuse an existing output unless ``overwrite`` (checked before any work is done)."""
-    target = Path(path)
-    if target.exists() and not overwrite:
-        state = "a complete output" if (target / SUCCESS).exists() else "an incomplete output"
-        if target.is_file():
+# --------------------------------------------------------------------------- outputs
+
+
+def _owner() -> str:
+    """HOST-PID of this driver: part of every temporary name, so a later run can prove it dead."""
+    return f"{socket.gethostname().replace('-', '_')}-{os.getpid()}"
+
+
+def _dead(owner: str) -> bool:
+    """Whether a temporary sibling's owner is a process of this host that no longer runs."""
+    host, _, pid = owner.rpartition("-")
+    if host != socket.gethostname().replace("-", "_") or not pid.isdigit():
+        return False  # another host's: it cannot be proven dead from here
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _sibling(fs: filesystem.HadoopFileSystem, target: str, tag: str) -> str:
+    """A hidden sibling of ``target`` named for this run: ``.NAME.TAG-HOST-PID-ID``."""
+    name = f".{fs.name(target)}.{tag}-{_owner()}-{uuid.uuid4().hex[:8]}"
+    return fs.child(fs.parent(target), name)
+
+
+def clean_stale(fs: filesystem.HadoopFileSystem, target: str) -> None:
+    """Delete temporary siblings and locks of ``target`` left by dead runs of this host."""
+    parent, name = fs.parent(target), fs.name(target)
+    for entry in fs.list_names(parent):
+        for prefix in (f".{name}.tmp-", f".{name}.old-"):
+            if entry.startswith(prefix) and _dead(entry[len(prefix) :].rsplit("-", 1)[0]):
+                fs.delete(fs.child(parent, entry))
+        if entry == f".{name}.lock":
+            lock = fs.child(parent, entry)
+            try:
+                owner = fs.read_text(lock).strip()
+            except InputError:
+                continue  # removed meanwhile by its (live) owner
+            if _dead(owner):
+                fs.delete(lock, recursive=False)
+
+
+def check_output(path: str, overwrite: bool, fs: filesystem.HadoopFileSystem | None = None) -> str:
+    """Refuse an existing output unless ``overwrite`` (checked before any work is done).
+
+    Returns the qualified URI of ``path``.
+    """
+    fs = fs or filesystem.current()
+    target = fs.qualify(path)
+    st = fs.status(target)
+    if st.kind != "missing" and not overwrite:
+        if st.kind == "file":
             state = "a file"
+        elif fs.exists(fs.child(target, SUCCESS)):
+            state = "a complete output"
+        else:
+            state = "an incomplete output"
         raise OutputExistsError(
-            f"output path {target} already holds {state}; pass --overwrite to replace it"
+            f"output path {path} already holds {state}; pass --overwrite to replace it"
         )
+    if fs.exists(fs.parent(target)):
+        clean_stale(fs, target)
     return target
 
 
-@contextlib.contextmanager
-def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling directory; on success rename it to ``path`` and mark it.
+def _commit(fs: filesystem.HadoopFileSystem, tmp: str, target: str, overwrite: bool, path: str):
+    """Move the finished ``tmp`` to ``target`` under the output's lock, then mark it complete."""
+    lock = fs.child(fs.parent(target), f".{fs.name(target)}.lock")
+    # the lock names its owner, so that clean_stale can remove it after a SIGKILL
+    if not fs.create_exclusive(lock, _owner().encode()):
+        raise OutputExistsError(f"output path {path}: another job is writing it right now")
+    try:
+        fs.delete(fs.child(tmp, SUCCESS), recursive=False)  # Spark writers add their own
+        st = fs.status(target)
+        if st.kind != "missing" and not overwrite:
+            raise OutputExistsError(
+                f"output path {path} was written by another job meanwhile; "
+                "pass --overwrite to replace it"
+            )
+        if st.kind != "missing":
+            old = _sibling(fs, target, "old")
+            fs.rename(target, old)
+            fs.rename(tmp, target)
+            fs.delete(old)
+        else:
+            fs.rename(tmp, target)
+        fs.write_bytes(fs.child(target, SUCCESS), b"", overwrite=True)
+    finally:
+        fs.delete(lock, recursive=False)
 
-    On any exception the temporary directory is removed and ``path`` is left as it was.
+
+@contextlib.contextmanager
+def spark_output(path: str, overwrite: bool = False) -> Iterator[str]:
+    """Yield a temporary sibling URI for a Spark writer; on success publish it at ``path``.
+
+    On any exception (or SIGTERM/SIGINT, which the CLI turns into one) the temporary sibling is
+    deleted and ``path`` is left as it was.
     """
-    target = check_output(path, overwrite)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:12]}"
+    fs = filesystem.current()
+    target = check_output(path, overwrite, fs)
+    tmp = _sibling(fs, target, "tmp")
     try:
         yield tmp
-        (tmp / SUCCESS).unlink(missing_ok=True)  # Spark writers add their own marker
-        if target.exists() or target.is_symlink():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:12]}"
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
-        else:
-            os.replace(tmp, target)
-        (target / SUCCESS).touch()
+        faults.pause_before_commit()
+        _commit(fs, tmp, target, overwrite, path)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if fs.exists(tmp):
+            fs.delete(tmp)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a local scratch directory; on success publish its files at ``path`` (any scheme).
+
+    The caller writes plain local files; the directory is then copied to a temporary sibling of
+    ``path`` on the user's file system and published as in :func:`spark_output`.
+    """
+    scratch = Path(tempfile.mkdtemp(prefix="sparkml-out-"))
+    try:
+        with spark_output(path, overwrite) as tmp:
+            yield scratch / "out"
+            local = scratch / "out"
+            local.mkdir(parents=True, exist_ok=True)
+            filesystem.current().upload_dir(local, tmp)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def write_json(path: str | None, document: dict[str, Any], overwrite: bool = True) -> None:
+    """Write ``document`` as the single file ``path`` (temporary sibling, then rename)."""
+    if not path:
+        return
+    fs = filesystem.current()
+    target = fs.qualify(path)
+    if fs.status(target).kind == "dir":
+        raise InputError(f"--metrics-json {path} is a directory; give a file path")
+    tmp = _sibling(fs, target, "tmp")
+    try:
+        fs.mkdirs(fs.parent(target))
+        fs.write_bytes(tmp, dumps(document).encode(), overwrite=False)
+        if fs.exists(target) and overwrite:
+            fs.delete(target, recursive=False)
+        fs.rename(tmp, target)
+    finally:
+        if fs.exists(tmp):
+            fs.delete(tmp, recursive=False)
+
+
+# --------------------------------------------------------------------------- JSON
 
 
 def _jsonable(value: Any) -> Any:
@@ -83,50 +213,99 @@ def dumps(document: dict[str, Any]) -> str:
     return json.dumps(_jsonable(document), indent=2, allow_nan=False) + "\n"
 
 
+# --------------------------------------------------------------------------- model directories
+
+
+@dataclass
+class ModelDir:
+    """A model directory as read: where it is (for messages), its JSON document, its arrays."""
+
+    path: str
+    document: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, bytes] = field(default_factory=dict)
+
+    def __truediv__(self, name: str) -> str:
+        return f"{self.path.rstrip('/')}/{name}"
+
+
 def write_model_dir(
-    path: str | Path, document: dict[str, Any], arrays: dict[str, np.ndarray], overwrite: bool
-) -> Path:
+    path: str, document: dict[str, Any], arrays: dict[str, np.ndarray], overwrite: bool
+) -> str:
     """Write ``model.json`` (+ ``name.npy`` per array) atomically into ``path``."""
     with atomic_output(path, overwrite) as tmp:
         tmp.mkdir(parents=True)
         for name, array in arrays.items():
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
         (tmp / MODEL_FILE).write_text(dumps({**document, "format_version": FORMAT_VERSION}))
-    return Path(path)
+    return path
 
 
-def read_model_dir(path: str | Path, kind: str) -> tuple[dict[str, Any], Path]:
-    """Read and check ``model.json`` of a complete model directory of the given ``kind``."""
-    directory = Path(path)
-    if not directory.is_dir():
-        raise InputError(f"model directory not found: {directory}")
-    if not (directory / SUCCESS).exists():
-        raise InputError(f"model directory {directory} is incomplete (no {SUCCESS} marker)")
+def _json_depth_ok(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped = not escaped and char == "\\"
+            in_string = escaped or char != '"'
+            continue
+        if char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return False
+        elif char in "]}":
+            depth -= 1
+    return True
+
+
+def read_model_dir(path: str, kind: str) -> tuple[dict[str, Any], ModelDir]:
+    """Read and check ``model.json`` (and the ``.npy`` files) of a complete model directory."""
+    fs = filesystem.current()
+    st = fs.status(path)
+    if st.kind != "dir":
+        raise InputError(f"model directory not found: {path}")
+    if not fs.exists(fs.child(path, SUCCESS)):
+        raise InputError(f"model directory {path} is an incomplete output (no {SUCCESS} marker)")
+    where = ModelDir(path)
+    with fs.local_copy(path) as local:
+        try:
+            text = (local / MODEL_FILE).read_text()
+        except FileNotFoundError as exc:
+            raise InputError(f"model directory {path} has no {MODEL_FILE}") from exc
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{where / MODEL_FILE} is not UTF-8 text") from exc
+        for file in local.glob("*.npy"):
+            where.arrays[file.stem] = file.read_bytes()
+    if not _json_depth_ok(text):
+        raise InputError(f"{where / MODEL_FILE}: nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        document = json.loads((directory / MODEL_FILE).read_text())
-    except FileNotFoundError as exc:
-        raise InputError(f"model directory {directory} has no {MODEL_FILE}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{directory / MODEL_FILE} is not valid JSON: {exc}") from exc
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where / MODEL_FILE} is not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
-        raise InputError(f"{directory / MODEL_FILE}: expected a JSON object")
+        raise InputError(f"{where / MODEL_FILE}: expected a JSON object")
     if document.get("kind") != kind:
         raise InputError(
-            f"{directory / MODEL_FILE}: kind is {document.get('kind')!r}, expected {kind!r}"
+            f"{where / MODEL_FILE}: kind is {document.get('kind')!r}, expected {kind!r}"
         )
     if document.get("format_version") != FORMAT_VERSION:
         raise InputError(
-            f"{directory / MODEL_FILE}: unsupported format_version "
+            f"{where / MODEL_FILE}: unsupported format_version "
             f"{document.get('format_version')!r} (this version reads {FORMAT_VERSION})"
         )
-    return document, directory
+    where.document = document
+    return document, where
 
 
-def load_array(directory: Path, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
+def load_array(where: ModelDir, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Load ``name.npy`` without pickle and check its shape and finiteness."""
-    file = directory / f"{name}.npy"
+    file = where / f"{name}.npy"
+    if name not in where.arrays:
+        raise InputError(f"{file}: missing")
     try:
-        array = np.load(file, allow_pickle=False)
+        array = np.load(io.BytesIO(where.arrays[name]), allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise InputError(f"{file}: cannot load ({exc})") from exc
     if array.dtype != np.float64 or (shape is not None and array.shape != shape):
@@ -138,12 +317,14 @@ def load_array(directory: Path, name: str, shape: tuple[int, ...] | None = None)
     return array
 
 
-def require(condition: bool, where: Path, message: str) -> None:
+def require(condition: bool, where: ModelDir, message: str) -> None:
     if not condition:
         raise InputError(f"{where / MODEL_FILE}: {message}")
 
 
-def float_list(values: Any, length: int, where: Path, name: str, nullable: bool = False) -> list:
+def float_list(
+    values: Any, length: int, where: ModelDir, name: str, nullable: bool = False
+) -> list:
     """Check a JSON list of numbers (nulls allowed when ``nullable``) of the given length."""
     require(
         isinstance(values, list) and len(values) == length,
@@ -158,7 +339,7 @@ def float_list(values: Any, length: int, where: Path, name: str, nullable: bool 
     return values
 
 
-def string_list(values: Any, where: Path, name: str) -> list[str]:
+def string_list(values: Any, where: ModelDir, name: str) -> list[str]:
     require(
         isinstance(values, list)
         and values

@@ -137,9 +137,9 @@ def write_into(directory: Path, title: str, lines: list[str], sections: list[Sec
 
 
 def write_report(
-    path: str | Path, title: str, lines: list[str], sections: list[Section], overwrite: bool = False
-) -> Path:
+    path: str, title: str, lines: list[str], sections: list[Section], overwrite: bool = False
+) -> str:
     """Write the page and its PNGs to the directory ``path`` atomically (``_SUCCESS`` when done)."""
     with atomic_output(path, overwrite) as tmp:
         write_into(tmp, title, lines, sections)
-    return Path(path) / REPORT_FILE
+    return f"{str(path).rstrip('/')}/{REPORT_FILE}"

@@ -6,8 +6,6 @@ atomically through :mod:`sparkml_jobs.io.persist`.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from sparkml_jobs.io.persist import atomic_output, dumps
@@ -125,7 +123,7 @@ def linreg_sections(model) -> list[Section]:
     ]
 
 
-def linreg_report(model, path: str | Path, *, source: str = "", overwrite: bool = False) -> Path:
+def linreg_report(model, path: str, *, source: str = "", overwrite: bool = False) -> str:
     """Write ``path/report.html`` with the coefficient and residual plots; returns the page."""
     require_matplotlib()
     lines = [f"{model.label} ~ {' + '.join(model.features)}"]
@@ -225,7 +223,7 @@ def projection_section(model, colors: list) -> Section:
     )
 
 
-def kmeans_report(model, path: str | Path, *, source: str = "", overwrite: bool = False) -> Path:
+def kmeans_report(model, path: str, *, source: str = "", overwrite: bool = False) -> str:
     """Write ``path/report.html`` with convergence, cluster sizes and the PCA projection."""
     require_matplotlib()
     lines = [f"k = {len(model.centers)} on {', '.join(model.features)}"]
@@ -236,12 +234,12 @@ def kmeans_report(model, path: str | Path, *, source: str = "", overwrite: bool 
 
 def write_sweep(
     result,
-    path: str | Path,
+    path: str,
     *,
     overwrite: bool = False,
     source: str = "",
     plots: bool = True,
-) -> Path:
+) -> str:
     """``sweep.json`` and, when ``plots``, ``elbow.png`` with a ``report.html``, atomically."""
     with atomic_output(path, overwrite) as tmp:
         tmp.mkdir(parents=True)
@@ -270,4 +268,4 @@ def write_sweep(
             html.write_into(
                 tmp, "k-means sweep", lines + ([f"data: {source}"] if source else []), [section]
             )
-    return Path(path)
+    return path
