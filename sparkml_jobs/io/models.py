@@ -13,6 +13,7 @@ from sparkml_jobs.clustering.estimator import DISTANCES, KMeansModel, KMeansSumm
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io import persist
 from sparkml_jobs.regression import stats as st
+from sparkml_jobs.regression import tsqr
 from sparkml_jobs.regression.estimator import (
     LinearRegression,
     LinearRegressionModel,
@@ -40,6 +41,11 @@ def save_linreg(model: LinearRegressionModel, path: str, overwrite: bool = False
     if model.stats is not None:
         document["stats"] = {"n": model.stats.n, "w_sum": model.stats.w_sum}
         arrays = {"stats_mean": model.stats.mean, "stats_comoment": model.stats.comoment}
+    if model.factor is not None:  # TSQR: R of √w·[1?, X, y], square (zero rows if few data rows)
+        width = model.factor.r.shape[1]
+        r = np.zeros((width, width))
+        r[: model.factor.r.shape[0]] = model.factor.r
+        arrays["r_factor"] = r
     persist.write_model_dir(path, document, arrays, overwrite)
 
 
@@ -106,7 +112,21 @@ def load_linreg(path: str) -> LinearRegressionModel:
         summary=summary,
         stats=model_stats,
         weight_col=weight_col,
+        factor=_load_factor(where, p, params, model_stats),
     )
+
+
+def _load_factor(
+    where: persist.ModelDir, p: int, params: dict, model_stats: st.SufficientStats | None
+) -> tsqr.RFactor | None:
+    """The saved TSQR factor (``r_factor.npy``, absent from older or Cholesky models)."""
+    if "r_factor" not in where.arrays:
+        return None
+    persist.require(model_stats is not None, where, "'r_factor.npy' needs the saved 'stats'")
+    width = p + 1 + int(params.get("fit_intercept", True))
+    r = persist.load_array(where, "r_factor", (width, width))
+    persist.require(np.array_equal(r, np.triu(r)), where, "'r_factor.npy' is not upper triangular")
+    return tsqr.RFactor(r, model_stats.n)
 
 
 def save_kmeans(model: KMeansModel, path: str, overwrite: bool = False) -> None:

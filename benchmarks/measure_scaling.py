@@ -1,0 +1,158 @@
+"""Scaling of our jobs (time vs rows, time vs k) and the wide linear regression (own process)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from functools import partial
+from pathlib import Path
+
+from benchmarks import common
+from benchmarks.harness import (
+    RUN_DIR,
+    K,
+    Measurement,
+    medians_of,
+    run_rotated,
+    say,
+    timed,
+)
+from benchmarks.measure_kmeans import kmeans_setup, ours_kmeans
+
+
+def _linreg_fit(spark, path: str) -> Measurement:
+    from sparkml_jobs.io import read as sdr
+    from sparkml_jobs.regression.estimator import LinearRegression
+
+    data = sdr.load(spark, path, "parquet", label="label")
+    data.cache()
+    data.blocks.count()
+    cache = common.cached_bytes(spark.sparkContext, rdd_id=data.blocks.id())
+    seconds, _, l0, l1 = timed(LinearRegression().fit, data)
+    data.unpersist()
+    return {
+        "seconds": seconds,
+        "loadavg_before": l0,
+        "loadavg_after": l1,
+        "partitions": cache["partitions"],
+        "cached_partitions": cache["cached_partitions"],
+    }
+
+
+def _kmeans_medians(entry: dict) -> None:
+    m = medians_of(entry["kmeans"], ("seconds", "per_iter_s", "iterations"))
+    entry["kmeans_median_s"] = m["seconds"]
+    entry["kmeans_per_iter_s"] = m["per_iter_s"]
+    entry["kmeans_iterations"] = m["iterations"]
+
+
+def _scaling_rows(spark, args: argparse.Namespace, rows: int) -> dict:
+    """Our linreg and k-means fits at ``rows`` rows."""
+    lpath = str(common.regression_parquet(rows))
+    kpath = common.blobs_parquet(rows)
+    centres = common.initial_centres(kpath, K)
+    x, _ = common.parquet_to_numpy(kpath)
+    say(f"scaling: {rows:,} rows")
+    n = args.scaling_repeats
+    label = f"scaling {rows:,}"
+    entry = run_rotated({"linreg": (partial(_linreg_fit, spark, lpath), n)}, label)
+    data = kmeans_setup(spark, str(kpath))
+    params = {"k": K, "max_iter": args.iterations, "tol": 0.0}
+    entry |= run_rotated({"kmeans": (partial(ours_kmeans, data, centres, x, **params), n)}, label)
+    data.unpersist()
+    entry = {"rows": rows, **entry}
+    entry["linreg_median_s"] = medians_of(entry["linreg"], ("seconds",))["seconds"]
+    _kmeans_medians(entry)
+    return entry
+
+
+def bench_scaling(spark, args: argparse.Namespace, results: dict) -> None:
+    """Time vs rows (linreg, k-means) and time vs k into ``results["scaling"]``."""
+    section = results.setdefault("scaling", {"rows": [], "k": []})
+    for rows in args.scaling_rows:
+        section["rows"].append(_scaling_rows(spark, args, rows))
+    kpath = common.blobs_parquet(args.rows)
+    x, _ = common.parquet_to_numpy(kpath)
+    data = kmeans_setup(spark, str(kpath))
+    n = args.scaling_repeats
+    for k in args.scaling_k:
+        centres = common.initial_centres(kpath, k)
+        say(f"scaling: k={k}")
+        params = {"k": k, "max_iter": args.iterations, "tol": 0.0}
+        measure = partial(ours_kmeans, data, centres, x, **params)
+        entry = {
+            "k": k,
+            "rows": args.rows,
+            **run_rotated({"kmeans": (measure, n)}, f"scaling k={k}"),
+        }
+        _kmeans_medians(entry)
+        section["k"].append(entry)
+    data.unpersist()
+
+
+def _last_error(log_path: Path) -> str:
+    """The most telling error line of a failed job's log (OutOfMemoryError, Exception…)."""
+    lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines()]
+    for needle in ("OutOfMemoryError", "Error:", "Exception:"):
+        hits = [ln for ln in lines if needle in ln and not ln.startswith("at ")]
+        if hits:
+            return hits[0][:300]
+    return lines[-1][:300] if lines else "no output"
+
+
+def _wide_command(args: argparse.Namespace, metrics: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "benchmarks.wide_job",
+        "--rows",
+        str(args.wide_rows),
+        "--features",
+        str(args.wide_features),
+        "--master",
+        args.master,
+        "--driver-memory",
+        args.wide_driver_memory,
+        "--metrics-json",
+        str(metrics),
+    ]
+
+
+def bench_wide(args: argparse.Namespace, results: dict) -> None:
+    """Ours only, in its own process with a time limit (see :mod:`benchmarks.wide_job`)."""
+    rows, p = args.wide_rows, args.wide_features
+    say(
+        f"wide linear regression: {rows:,} x {p:,} (ours only, own process, limit "
+        f"{args.wide_timeout:.0f} s)"
+    )
+    log_path, metrics = RUN_DIR / "logs" / "wide.log", RUN_DIR / "logs" / "wide.json"
+    metrics.unlink(missing_ok=True)
+    cmd = _wide_command(args, metrics)
+    common.regression_parquet(rows, p, row_group_rows=1024, chunk_rows=2048)  # not timed
+    run = common.run_process(cmd, log_path, timeout=args.wide_timeout)
+    section = {
+        "rows": rows,
+        "features": p,
+        "raw_bytes": rows * (p + 1) * 8,
+        "process": run,
+        "command": " ".join(cmd),
+    }
+    if metrics.exists():
+        section.update(json.loads(metrics.read_text()))
+    if run["exit_code"] != 0 and not run["timed_out"]:
+        section.setdefault(
+            "error",
+            f"process failed (exit code {run['exit_code']}): {_last_error(log_path)}",
+        )
+    if run["timed_out"]:
+        section.setdefault(
+            "error",
+            f"did not finish within the {args.wide_timeout:.0f} s limit "
+            f"(see {run['log']} for the last phase reached)",
+        )
+    say(
+        f"  wide: {section.get('seconds') or section.get('error')}; MLlib normal at "
+        f"{section.get('mllib_normal_width')} features: {section.get('mllib_normal')}"
+    )
+    results["wide"] = section

@@ -1,0 +1,177 @@
+"""The benchmark's targets, evaluated from the measured results (``results["targets"]``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmarks.tables import get, mb, seconds
+
+
+@dataclass(frozen=True, kw_only=True)
+class RatioTarget:
+    """``ours / other ≤ limit`` for two measured medians."""
+
+    name: str
+    ours: tuple[str, ...]
+    other: tuple[str, ...]
+    limit: float
+    how: str
+    other_name: str
+    unit: str = ""
+    tail: str = ""
+    steady: bool = False  # show ours' steady-state iteration time in the detail
+
+
+def ratio_targets(iterations: int) -> tuple[RatioTarget, ...]:
+    """Every ratio target, in the order the results list them.
+
+    Long because it is a table: one declaration per target, nothing else.
+    """
+    lin_c, lin_e, km_e = ("linreg_cached",), ("e2e", "linreg"), ("e2e", "kmeans_given")
+    km_c = ("kmeans_cached",)
+    fit_mllib = {"limit": 0.1, "how": "ours/MLlib ≤ 0.10", "other_name": "MLlib"}
+    half = {"limit": 0.5, "how": "ours/MLlib ≤ 0.50"}
+    per_iter = {
+        "limit": 3.0,
+        "how": "ours/sklearn ≤ 3 (fit time / iterations)",
+        "other_name": "sklearn",
+        "unit": "/iter",
+    }
+    e2e_km = f"k-means {iterations} iterations end-to-end ≤0.5× MLlib"
+    per_iter_name = "k-means per-iteration time on cached data within 3× of scikit-learn"
+    return (
+        RatioTarget(
+            name="linreg fit on cached data ≥10× faster than MLlib",
+            ours=(*lin_c, "ours", "median_s"),
+            other=(*lin_c, "mllib", "median_s"),
+            **fit_mllib,
+        ),
+        RatioTarget(
+            name="linreg end-to-end ≤0.5× MLlib",
+            ours=(*lin_e, "ours", "median_s"),
+            other=(*lin_e, "mllib", "median_s"),
+            other_name="MLlib",
+            **half,
+        ),
+        RatioTarget(
+            name=f"{e2e_km} (JVM RDD API, same centres)",
+            ours=(*km_e, "ours", "median_s"),
+            other=(*km_e, "mllib", "median_s"),
+            other_name="MLlib",
+            **half,
+        ),
+        RatioTarget(
+            name=f"{e2e_km} (PySpark pyspark.mllib KMeans.train)",
+            ours=(*km_e, "ours", "median_s"),
+            other=(*km_e, "mllib_pyrdd", "median_s"),
+            other_name="pyspark.mllib",
+            **half,
+        ),
+        RatioTarget(
+            name=per_iter_name,
+            ours=(*km_c, "ours", "per_iter_s"),
+            other=(*km_c, "sklearn", "per_iter_s"),
+            steady=True,
+            **per_iter,
+        ),
+        RatioTarget(
+            name="linreg fit on cached data ≥10× faster than MLlib — one-pass fit",
+            ours=(*lin_c, "ours_onepass", "median_s"),
+            other=(*lin_c, "mllib", "median_s"),
+            **fit_mllib,
+        ),
+        RatioTarget(
+            name="linreg end-to-end ≤0.5× MLlib — one-pass fit",
+            ours=(*lin_e, "ours_onepass", "median_s"),
+            other=(*lin_e, "mllib", "median_s"),
+            other_name="MLlib",
+            **half,
+        ),
+        RatioTarget(
+            name=f"{e2e_km} (JVM RDD API) — barrier mode",
+            ours=(*km_e, "ours_barrier", "median_s"),
+            other=(*km_e, "mllib", "median_s"),
+            other_name="MLlib",
+            **half,
+        ),
+        RatioTarget(
+            name=f"{per_iter_name} — barrier mode",
+            ours=(*km_c, "ours_barrier", "per_iter_s"),
+            other=(*km_c, "sklearn", "per_iter_s"),
+            tail=" (includes the one load of the data)",
+            **per_iter,
+        ),
+    )
+
+
+def _target(name: str, value: float | None, limit: float, how: str, detail: str) -> dict:
+    met = None if value is None else value <= limit
+    return {
+        "target": name,
+        "measured": value,
+        "limit": limit,
+        "met": met,
+        "how": how,
+        "detail": detail,
+    }
+
+
+def _ratio(results: dict, t: RatioTarget) -> dict:
+    ours, other = get(results, *t.ours), get(results, *t.other)
+    steady = get(results, "kmeans_cached", "ours", "steady_per_iter_s")
+    extra = f" (steady state {seconds(steady)})" if t.steady else ""
+    detail = (
+        f"ours {seconds(ours)}{t.unit}{extra} vs {t.other_name} {seconds(other)}{t.unit}{t.tail}"
+    )
+    value = None if not (ours and other) else ours / other
+    return _target(t.name, value, t.limit, t.how, detail)
+
+
+def _footprint(results: dict) -> list[dict]:
+    out = []
+    for key, label in (
+        ("ours_linreg_blocks", "linreg blocks"),
+        ("ours_kmeans_blocks", "k-means blocks"),
+        ("ours_kmeans_points", "k-means points (the RDD the iterations read)"),
+    ):
+        fp = get(results, "footprint", key)
+        if key == "ours_kmeans_points" and fp and not fp.get("mem_bytes"):
+            continue  # not cached separately: the iterations read the cached blocks
+        value = None if not fp or not fp.get("raw_bytes") else fp["mem_bytes"] / fp["raw_bytes"]
+        detail = f"{mb(fp and fp['mem_bytes'])} cached vs {mb(fp and fp['raw_bytes'])} raw"
+        out.append(
+            _target(f"cached footprint ≤1.1× raw: {label}", value, 1.1, "cached/raw ≤ 1.10", detail)
+        )
+    return out
+
+
+def _scaling(results: dict) -> list[dict]:
+    rows = get(results, "scaling", "rows") or []
+    if len(rows) < 2:
+        return []
+    out = []
+    a, b = rows[-2], rows[-1]
+    for algo in ("linreg", "kmeans"):
+        ta, tb = a.get(f"{algo}_median_s"), b.get(f"{algo}_median_s")
+        how = "t(2n)/t(n) ≤ 2.2"
+        if algo == "kmeans" and a.get("kmeans_iterations") != b.get("kmeans_iterations"):
+            # different iteration counts (one size converged early): compare per iteration
+            ta, tb = a.get("kmeans_per_iter_s"), b.get("kmeans_per_iter_s")
+            how += " (per iteration: the iteration counts differ)"
+        out.append(
+            _target(
+                f"{algo}: {b['rows'] / 1e6:g}M-row time ≤2.2× the {a['rows'] / 1e6:g}M-row time",
+                None if not (ta and tb) else tb / ta,
+                2.2 * b["rows"] / (2 * a["rows"]),
+                how,
+                f"{seconds(tb)} vs {seconds(ta)}",
+            )
+        )
+    return out
+
+
+def evaluate_targets(results: dict) -> list[dict]:
+    """Every target with its measured value, limit, verdict (``None``: not measured), detail."""
+    iterations = (results.get("config") or {}).get("iterations", 20)
+    found = [_ratio(results, t) for t in ratio_targets(iterations)]
+    return found + _footprint(results) + _scaling(results)
