@@ -9,7 +9,7 @@ times for the same answer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import reduce
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.regression import stats as st
+from sparkml_jobs.regression.solver import Solver
 
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
 
@@ -59,10 +60,14 @@ def cross_validate(
     per_fold: list[st.SufficientStats],
     reg_params: list[float],
     *,
-    fit_intercept: bool,
+    solver: Solver,
     names: list[str],
 ) -> CrossValidation:
-    """Mean held-out squared error of every λ; the best is the smallest error (ties: larger λ)."""
+    """Mean held-out squared error of every λ; the best is the smallest error (ties: larger λ).
+
+    Every fold's model is solved by ``solver`` as Cholesky from the merged statistics of the
+    other folds, aliased columns dropped: the one pass has no R factor per fold.
+    """
     if any(f.w_sum <= 0 for f in per_fold):
         raise InputError(
             f"a cross-validation fold is empty: too few rows for {len(per_fold)} folds"
@@ -71,11 +76,10 @@ def cross_validate(
     total_w = sum(f.w_sum for f in per_fold)
     for lam in reg_params:
         sse = 0.0
+        fold_solver = replace(solver, kind="cholesky", reg_param=lam, on_singular="drop")
         for k, held in enumerate(per_fold):
             train = reduce(st.SufficientStats.merge, [f for j, f in enumerate(per_fold) if j != k])
-            sol = st.solve(
-                train, fit_intercept=fit_intercept, reg_param=lam, on_singular="drop", names=names
-            )
+            sol, _ = fold_solver.solve(train, names=names)
             sse += held_out_sse(held, sol)
         mse.append(sse / total_w)
     order = sorted(range(len(reg_params)), key=lambda i: (mse[i], -reg_params[i]))

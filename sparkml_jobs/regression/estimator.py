@@ -20,8 +20,8 @@ from pyspark.sql import types as T
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io.dataset import BlockData
 from sparkml_jobs.io.score import score_frame
+from sparkml_jobs.regression import guards, tsqr
 from sparkml_jobs.regression import stats as st
-from sparkml_jobs.regression import tsqr
 from sparkml_jobs.regression.passes import (
     ResidualSums,
     aggregate_r,
@@ -30,10 +30,14 @@ from sparkml_jobs.regression.passes import (
     residual_pass,
 )
 from sparkml_jobs.regression.passes import evaluate as evaluate_pass
+from sparkml_jobs.regression.solver import (  # noqa: F401  (re-exported)
+    AUTO_CONDITION_LIMIT,
+    ON_SINGULAR,
+    SOLVERS,
+    Solver,
+)
 
 log = logging.getLogger(__name__)
-
-ON_SINGULAR = ("error", "drop")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +76,8 @@ class LinearRegressionModel:
     summary: LinearRegressionSummary | None = None
     stats: st.SufficientStats | None = None
     weight_col: str | None = None
+    # TSQR models: the R factor of √w·[1?, X, y] over the training rows, so rows can be added
+    factor: tsqr.RFactor | None = field(default=None, repr=False)
     # (fitted, residual) pairs of a bounded sample of the training rows (not saved)
     residual_sample: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -93,12 +99,6 @@ class LinearRegressionModel:
         return evaluate_pass(self, data)
 
 
-SOLVERS = ("auto", "cholesky", "tsqr")
-# solver="auto" switches to TSQR above this condition number of the scaled Gram matrix: the
-# normal equations lose about log10(κ) of float64's 16 digits, TSQR about half as many.
-AUTO_CONDITION_LIMIT = 1e4
-
-
 @dataclass(frozen=True, kw_only=True)
 class LinearRegression:
     """Least squares / ridge on a :class:`BlockData`, by distributed normal equations or TSQR.
@@ -116,7 +116,12 @@ class LinearRegression:
         ``cholesky`` solves the normal equations from the sufficient statistics (one pass);
         ``tsqr`` reduces per-block QR factors (one more pass, error ∝ κ instead of κ²);
         ``auto`` uses Cholesky when the scaled Gram matrix's condition number is at most
-        ``AUTO_CONDITION_LIMIT`` and TSQR otherwise.
+        ``AUTO_CONDITION_LIMIT`` and TSQR otherwise. :func:`update` uses the solver the fit
+        resolved to (see :class:`~.solver.Solver`).
+    alias_tol : float, optional
+        Rank decision: a column whose norm left after projection on the columns before it is at
+        most ``alias_tol`` times its norm is aliased. Default: ``min(1e-7, max(n, p)·eps)`` for
+        TSQR (LAPACK practice), 1e-5 for Cholesky; 1e-7 is R's ``lm``.
     refine : bool
         With TSQR, one refinement pass: residuals and ``Xᵀr`` in extended precision, then
         ``β += (RᵀR)⁻¹ Xᵀr`` (corrected semi-normal equations).
@@ -133,22 +138,28 @@ class LinearRegression:
     reg_param: float = 0.0
     on_singular: str = "error"
     solver: str = "auto"
+    alias_tol: float | None = None
     refine: bool = True
     residual_pass: bool = True
     tree_depth: int = 2
 
     def __post_init__(self) -> None:
-        if not (self.reg_param >= 0 and np.isfinite(self.reg_param)):
-            raise InputError(f"reg_param must be a finite number >= 0, got {self.reg_param!r}")
-        if self.on_singular not in ON_SINGULAR:
-            raise InputError(f"on_singular must be one of {ON_SINGULAR}, got {self.on_singular!r}")
-        if self.solver not in SOLVERS:
-            raise InputError(f"solver must be one of {', '.join(SOLVERS)}, got {self.solver!r}")
+        self.solver_spec()  # validates the solve-side parameters
         if self.tree_depth < 1:
             raise InputError(f"tree_depth must be >= 1, got {self.tree_depth!r}")
 
     def params(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def solver_spec(self) -> Solver:
+        """The :class:`~.solver.Solver` these parameters describe (``kind`` as requested)."""
+        return Solver(
+            kind=self.solver,
+            fit_intercept=self.fit_intercept,
+            reg_param=self.reg_param,
+            on_singular=self.on_singular,
+            alias_tol=self.alias_tol,
+        )
 
     def fit(self, data: BlockData) -> LinearRegressionModel:
         """Fit on ``data`` (which must have a label). Raises :class:`InputError` on bad input."""
@@ -169,15 +180,16 @@ class LinearRegression:
         if folds < 2 or not reg_params or min(reg_params) < 0:
             raise InputError("cross-validation needs --cv K >= 2 and reg-params >= 0")
         try:
-            per_fold, counts = fold_stats(data, folds, self.tree_depth)
+            per_fold, counts, ranges = fold_stats(data, folds, self.tree_depth)
             data.check(counts)
+            stats = reduce(st.SufficientStats.merge, per_fold)
+            _check_statistics(stats, data, ranges)
             result = cv.cross_validate(
-                per_fold, reg_params, fit_intercept=self.fit_intercept, names=data.features
+                per_fold, reg_params, solver=self.solver_spec(), names=data.features
             )
             for lam, err in zip(result.reg_params, result.cv_mse, strict=True):
                 log.info("cv: reg_param %g: held-out mse %.6g", lam, err)
             best = LinearRegression(**{**self.params(), "reg_param": result.best_reg_param})
-            stats = reduce(st.SufficientStats.merge, per_fold)
             model = best._fit(data, stats)
         finally:
             data.unpersist()
@@ -189,55 +201,36 @@ class LinearRegression:
     def _fit(
         self, data: BlockData, stats: st.SufficientStats | None = None
     ) -> LinearRegressionModel:
-        if stats is None:
-            stats, counts = aggregate_stats(data, self.tree_depth)
+        if stats is None:  # (fit_cv passes the merged statistics of its folds, checked)
+            stats, counts, ranges = aggregate_stats(data, self.tree_depth)
             data.check(counts)
+            _check_statistics(stats, data, ranges)
         log.info("statistics: %d rows, %d features", stats.n, data.n_features)
-        solver = self.solver
-        # reported for every solver: the condition number of the centred, column-scaled Gram
-        condition = st.gram_condition(stats, self.fit_intercept)
-        if solver == "auto":
-            solver = "cholesky" if condition <= AUTO_CONDITION_LIMIT else "tsqr"
-            log.info("scaled Gram condition number %.3g: solver %s", condition, solver)
-        options = dict(
-            fit_intercept=self.fit_intercept,
-            reg_param=self.reg_param,
-            on_singular=self.on_singular,
-            names=data.features,
+        solver, condition = self.solver_spec().resolve(stats)
+        if self.solver == "auto":
+            log.info("scaled Gram condition number %.3g: solver %s", condition, solver.kind)
+        factor = (
+            aggregate_r(data, self.fit_intercept, self.tree_depth) if solver.needs_factor else None
         )
-        precise = solver == "tsqr"
-        if solver == "cholesky":
-            sol = st.solve(stats, **options)
-        else:
-            factor = aggregate_r(data, self.fit_intercept, self.tree_depth)
-            sol, _ = tsqr.solve_r(factor, w_sum=stats.w_sum, **options)
-            if self.refine and self.reg_param == 0:
-                gradient = residual_pass(
-                    sol,
-                    data,
-                    stats.n,
-                    precise=True,
-                    gradient=True,
-                    fit_intercept=self.fit_intercept,
-                ).gradient
-                sol = tsqr.refine(sol, factor, gradient, self.fit_intercept)
-                log.info("refinement pass done")
-        log.info("solved (%s)", solver)
+        sol, _ = solver.solve(stats, factor, data.features)
+        if factor is not None and self.refine and self.reg_param == 0:
+            gradient = residual_pass(
+                sol, data, stats.n, precise=True, gradient=True, fit_intercept=self.fit_intercept
+            ).gradient
+            sol = tsqr.refine(sol, factor, gradient, self.fit_intercept)
+            log.info("refinement pass done")
+        log.info("solved (%s)", solver.kind)
         if self.residual_pass:
-            residuals = residual_pass(sol, data, stats.n, precise=precise, depth=self.tree_depth)
+            residuals = residual_pass(
+                sol, data, stats.n, precise=factor is not None, depth=self.tree_depth
+            )
             log.info("residual pass done")
         else:  # one pass in all: SSR from the centred statistics, no MAE, no residual sample
             residuals = ResidualSums(
                 st.residual_sum_of_squares(stats, sol, self.fit_intercept), float("nan")
             )
         summary = make_summary(
-            stats,
-            sol,
-            residuals,
-            self.fit_intercept,
-            data.features,
-            solver=solver,
-            condition=condition,
+            stats, sol, residuals, self.fit_intercept, data.features, solver.kind, condition
         )
         return LinearRegressionModel(
             features=data.features,
@@ -249,7 +242,21 @@ class LinearRegression:
             summary=summary,
             residual_sample=residuals.sample,
             weight_col=data.weight,
+            factor=factor,
         )
+
+
+def _check_statistics(
+    stats: st.SufficientStats, data: BlockData, ranges: guards.ColumnRange, whole: bool = True
+) -> None:
+    guards.check_statistics(
+        stats,
+        [*data.features, data.label],
+        weight=data.weight,
+        ranges=ranges,
+        source=data.source,
+        whole=whole,
+    )
 
 
 def update(
@@ -257,43 +264,52 @@ def update(
     added: BlockData | None = None,
     removed: BlockData | None = None,
 ) -> LinearRegressionModel:
-    """Refit from the saved statistics plus ``added`` minus ``removed`` (only they are read).
+    """Refit from the saved state plus ``added`` minus ``removed`` (only they are read).
 
-    The residual sum of squares comes from the merged statistics (there is no pass over the old
+    The solver is the one the fit resolved to (``summary.solver``), never another: Cholesky
+    merges and subtracts statistics; TSQR merges the saved R factor with the new rows' and cannot
+    remove rows. The residual sum of squares comes from that state (there is no pass over the old
     rows), so the MAE of an updated model is not available (null).
     """
     if model.stats is None:
         raise InputError("the model has no saved statistics to update (refit it with this version)")
-    stats = model.stats
+    params = {k: v for k, v in model.params.items() if k in LinearRegression.__dataclass_fields__}
+    estimator = LinearRegression(**params)
+    solver = estimator.solver_spec()
+    recorded = model.summary.solver if model.summary is not None else solver.kind
+    solver = solver.with_kind(recorded) if recorded in SOLVERS else solver
+    if solver.kind == "auto":  # a model without a summary: resolve on what it was fitted on
+        solver, _ = solver.resolve(model.stats)
+    solver.check_update(model.factor, removing=removed is not None)
+    stats, factor = model.stats, model.factor
     for data, sign in ((added, 1), (removed, -1)):
         if data is None:
             continue
         if data.features != model.features:
             raise InputError(f"{data.source}: features differ from the model's")
         try:
-            part, counts = aggregate_stats(data)
+            part, counts, part_ranges = aggregate_stats(data)
             data.check(counts)
+            _check_statistics(part, data, part_ranges, whole=False)
+            if sign > 0 and solver.needs_factor:
+                factor = factor.merge(aggregate_r(data, estimator.fit_intercept))
         finally:
             data.unpersist()
         stats = stats.merge(part) if sign > 0 else stats.subtract(part)
         log.info("%s %d rows from %s", "added" if sign > 0 else "removed", part.n, data.source)
-    params = {k: v for k, v in model.params.items() if k in LinearRegression.__dataclass_fields__}
-    estimator = LinearRegression(**params)
-    sol = st.solve(
-        stats,
-        fit_intercept=estimator.fit_intercept,
-        reg_param=estimator.reg_param,
-        on_singular=estimator.on_singular,
-        names=model.features,
+    guards.check_statistics(
+        stats, [*model.features, model.label or "label"], weight=model.weight_col
     )
-    ssr = st.residual_sum_of_squares(stats, sol, estimator.fit_intercept)
+    condition = st.gram_condition(stats, estimator.fit_intercept)
+    sol, ssr = solver.solve(stats, factor, model.features)
     summary = make_summary(
         stats,
         sol,
         ResidualSums(ssr, float("nan")),
         estimator.fit_intercept,
         model.features,
-        solver="cholesky",
+        solver.kind,
+        condition,
     )
     return LinearRegressionModel(
         features=model.features,
@@ -304,6 +320,7 @@ def update(
         summary=summary,
         stats=stats,
         weight_col=model.weight_col,
+        factor=factor,
     )
 
 
@@ -313,10 +330,17 @@ def make_summary(
     residuals: ResidualSums,
     fit_intercept: bool,
     names: list[str],
-    solver: str = "cholesky",
-    condition: float | None = None,
+    solver: str,
+    condition: float,
 ) -> LinearRegressionSummary:
+    """The training summary; ``condition`` is :func:`~.stats.gram_condition` for every solver.
+
+    Raises :class:`InputError` rather than return a model with non-finite estimates.
+    """
     inf = st.inference(stats, sol, residuals.ssr, fit_intercept=fit_intercept)
+    guards.check_fitted(
+        sol.intercept, sol.coefficients, sol.kept, inf.std_errors, inf.df_resid, names
+    )
     tss = st.total_sum_of_squares(stats, fit_intercept)
     r2 = 1.0 - residuals.ssr / tss if tss > 0 else float("nan")
     k_const = int(fit_intercept)
@@ -335,7 +359,7 @@ def make_summary(
         std_errors=inf.std_errors,
         t_values=inf.t_values,
         p_values=inf.p_values,
-        condition_number=sol.condition_number if condition is None else condition,
+        condition_number=condition,
         solver=solver,
         aliased=[names[j] for j in sol.aliased],
     )

@@ -20,6 +20,7 @@ from sparkml_jobs.io.blocks import Counts
 from sparkml_jobs.io.dataset import BlockData
 from sparkml_jobs.regression import cv, tsqr
 from sparkml_jobs.regression import stats as st
+from sparkml_jobs.regression.guards import ColumnRange
 
 
 def _block_parts(values: np.ndarray, data_layout: tuple[int, int | None, int | None]):
@@ -34,8 +35,11 @@ def _layout(data: BlockData) -> tuple[int, int | None, int | None]:
     return data.n_features, data.label_index, data.weight_index
 
 
-def aggregate_stats(data: BlockData, depth: int = 2) -> tuple[st.SufficientStats, Counts]:
-    """The one pass: per block statistics of ``[x, y]`` and validation counts, tree-merged.
+def aggregate_stats(
+    data: BlockData, depth: int = 2
+) -> tuple[st.SufficientStats, Counts, ColumnRange]:
+    """The one pass: per block statistics of ``[x, y]``, validation counts and every column's
+    range (to tell overflow and underflow from constant columns), tree-merged.
 
     The blocks are persisted by this pass so later passes read them from memory.
     """
@@ -43,7 +47,7 @@ def aggregate_stats(data: BlockData, depth: int = 2) -> tuple[st.SufficientStats
     n_cols = len(data.columns)
     weight_index = data.weight_index
     label_index = data.label_index
-    zero = (st.SufficientStats.zero(width), Counts.zero(n_cols))
+    zero = (st.SufficientStats.zero(width), Counts.zero(n_cols), ColumnRange.zero(n_cols))
 
     def add(acc, block):
         values = block.values
@@ -51,11 +55,19 @@ def aggregate_stats(data: BlockData, depth: int = 2) -> tuple[st.SufficientStats
         z = values[:, : label_index + 1]
         counts = Counts.of_block(block, weight_index)
         if counts.nulls.any() or counts.nonfinite.any() or (w is not None and (w < 0).any()):
-            return acc[0], acc[1].merge(counts)  # invalid: reported by check(), no maths on NaN
-        return acc[0].merge(st.SufficientStats.of_block(z, w)), acc[1].merge(counts)
+            # invalid: reported by check(), no maths on NaN
+            return acc[0], acc[1].merge(counts), acc[2]
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: named by guards
+            stats = st.SufficientStats.of_block(z, w)
+        return (
+            acc[0].merge(stats),
+            acc[1].merge(counts),
+            acc[2].merge(ColumnRange.of_block(values)),
+        )
 
     def merge(a, b):
-        return a[0].merge(b[0]), a[1].merge(b[1])
+        with np.errstate(over="ignore", invalid="ignore"):
+            return a[0].merge(b[0]), a[1].merge(b[1]), a[2].merge(b[2])
 
     data.cache()
     partial_bytes = 8 * width * (width + 1) // 2
@@ -190,30 +202,38 @@ def evaluate(model, data: BlockData, depth: int = 2) -> dict[str, float]:
 
 def fold_stats(
     data: BlockData, folds: int, depth: int = 2
-) -> tuple[list[st.SufficientStats], Counts]:
-    """The one pass: statistics of ``[x, y]`` per fold, and the validation counts."""
+) -> tuple[list[st.SufficientStats], Counts, ColumnRange]:
+    """The one pass: statistics of ``[x, y]`` per fold, the validation counts and ranges."""
     width = data.n_features + 1
+    n_cols = len(data.columns)
     label_index, weight_index = data.label_index, data.weight_index
-    zero = ([st.SufficientStats.zero(width) for _ in range(folds)], Counts.zero(len(data.columns)))
+    zero = (
+        [st.SufficientStats.zero(width) for _ in range(folds)],
+        Counts.zero(n_cols),
+        ColumnRange.zero(n_cols),
+    )
 
     def add(acc, block):
         values = block.values
         counts = Counts.of_block(block, weight_index)
         if counts.nulls.any() or counts.nonfinite.any() or counts.negative_weights:
-            return acc[0], acc[1].merge(counts)
+            return acc[0], acc[1].merge(counts), acc[2]
         fold = cv.fold_of_rows(values, folds)
         w = values[:, weight_index] if weight_index is not None else None
         z = values[:, : label_index + 1]
-        merged = [
-            acc[0][f].merge(
-                st.SufficientStats.of_block(z[fold == f], None if w is None else w[fold == f])
-            )
-            for f in range(folds)
-        ]
-        return merged, acc[1].merge(counts)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: named by guards
+            merged = [
+                acc[0][f].merge(
+                    st.SufficientStats.of_block(z[fold == f], None if w is None else w[fold == f])
+                )
+                for f in range(folds)
+            ]
+        return merged, acc[1].merge(counts), acc[2].merge(ColumnRange.of_block(values))
 
     def merge(a, b):
-        return [x.merge(y) for x, y in zip(a[0], b[0], strict=True)], a[1].merge(b[1])
+        with np.errstate(over="ignore", invalid="ignore"):
+            per_fold = [x.merge(y) for x, y in zip(a[0], b[0], strict=True)]
+        return per_fold, a[1].merge(b[1]), a[2].merge(b[2])
 
     data.cache()
     return tree_aggregate(data.blocks, zero, add, merge, depth)

@@ -17,7 +17,9 @@ from scipy import linalg
 from sparkml_jobs.errors import InputError
 
 # A column whose residual variance, after projecting it on the columns before it, is below this
-# fraction of its own variance is treated as aliased (a linear combination of the others).
+# fraction of its own variance is treated as aliased (a linear combination of the others). The
+# normal equations square the condition number, so a pivot is only known to ~κ²·eps: they cannot
+# resolve what TSQR can, and their default stays at 1e-5 relative in norm (1e-10 in variance).
 ALIAS_TOL = 1e-10
 
 
@@ -251,13 +253,15 @@ def solve(
     reg_param: float = 0.0,
     on_singular: str = "error",
     names: list[str] | None = None,
+    alias_tol: float | None = None,
 ) -> Solution:
     """Solve the (ridge-)regularised weighted normal equations from the statistics alone.
 
     Minimises ``(1/Σw) Σ wᵢ (yᵢ − b − xᵢᵀβ)² + λ‖β‖²`` (the intercept ``b`` is not penalised;
     with ``reg_param=0`` this is ordinary/weighted least squares). Columns are scaled to unit
     norm before the Cholesky factorisation, and the condition number reported is that of the
-    scaled Gram matrix.
+    scaled Gram matrix. ``alias_tol`` is the relative residual *norm* below which a column is
+    aliased (as TSQR's), so the pivot test uses its square; default :data:`ALIAS_TOL`.
     """
     p = len(s.mean) - 1
     names = names or [f"x{j + 1}" for j in range(p)]
@@ -266,7 +270,7 @@ def solve(
     if reg_param > 0:
         aliased = [j for j in range(p) if not nonzero[j]]
     else:
-        aliased = find_aliased(corr)
+        aliased = find_aliased(corr, ALIAS_TOL if alias_tol is None else alias_tol**2)
     if aliased and on_singular != "drop" and reg_param <= 0:
         raise InputError(
             "singular design (rank-deficient features): "
@@ -344,12 +348,14 @@ def inference(s: SufficientStats, sol: Solution, ssr: float, *, fit_intercept: b
     k = int(sol.kept.sum()) + int(fit_intercept)
     df_resid = s.n - k
     sigma2 = ssr / df_resid if df_resid > 0 else float("nan")
-    se_k = np.sqrt(np.clip(np.diag(sol.unscaled_cov), 0, None) * sigma2)
+    # √v·σ rather than √(v·σ²): the product overflows for columns of very different scales
+    sigma = np.sqrt(sigma2)
+    se_k = np.sqrt(np.clip(np.diag(sol.unscaled_cov), 0, None)) * sigma
     se = np.full(len(sol.coefficients), np.nan)
     se[sol.kept] = se_k
     estimates = sol.coefficients
     if fit_intercept:
-        se = np.concatenate([[np.sqrt(sol.unscaled_var_intercept * sigma2)], se])
+        se = np.concatenate([[np.sqrt(sol.unscaled_var_intercept) * sigma], se])
         estimates = np.concatenate([[sol.intercept], estimates])
     with np.errstate(divide="ignore", invalid="ignore"):
         t = estimates / se

@@ -16,9 +16,17 @@ from scipy import linalg
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.regression.stats import Solution
 
-# A column whose norm, after projection on the columns before it, is below this fraction of its
-# own norm is aliased (the tolerance R's lm uses for its pivoted QR).
-QR_ALIAS_TOL = 1e-7
+# R's lm aliases a column whose norm, after projection on the columns before it, is below 1e-7
+# of its own norm. That refuses NIST's Filip (whose x¹⁰ keeps 5e-8 of its norm and is certified
+# solvable), so it is only the ceiling of the default and what --alias-tol 1e-7 asks for.
+R_ALIAS_TOL = 1e-7
+EPS = float(np.finfo(np.float64).eps)
+
+
+def default_alias_tol(n_rows: int, n_cols: int) -> float:
+    """LAPACK practice (``numpy.linalg.matrix_rank``, ``lstsq``'s ``rcond``): relative to machine
+    precision and the problem size, ``max(n_rows, n_cols)·eps`` — never above R's 1e-7."""
+    return min(R_ALIAS_TOL, max(n_rows, n_cols) * EPS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +65,15 @@ def _triangle(z: np.ndarray) -> np.ndarray:
     return r * signs[:, None]
 
 
-def _aliased(r: np.ndarray) -> list[int]:
-    """Columns of the design whose projected norm |R_jj| is negligible against their norm."""
+def _aliased(r: np.ndarray, tol: float) -> list[int]:
+    """Columns of the design whose projected norm |R_jj| is at most ``tol`` times their norm."""
     norms = np.linalg.norm(r, axis=0)
     diag = (
         np.abs(np.diag(r))
         if r.shape[0] >= r.shape[1]
         else np.abs(np.concatenate([np.diag(r), np.zeros(r.shape[1] - r.shape[0])]))
     )
-    return [j for j in range(r.shape[1]) if norms[j] == 0 or diag[j] <= QR_ALIAS_TOL * norms[j]]
+    return [j for j in range(r.shape[1]) if norms[j] == 0 or diag[j] <= tol * norms[j]]
 
 
 def _explain(r: np.ndarray, aliased: list[int], names: list[str], offset: int) -> str:
@@ -96,11 +104,13 @@ def solve_r(
     reg_param: float = 0.0,
     on_singular: str = "error",
     names: list[str] | None = None,
+    alias_tol: float | None = None,
 ) -> tuple[Solution, float]:
     """Coefficients, unscaled covariance and SSR from the reduced R.
 
     Returns the :class:`~sparkml_jobs.stats.Solution` and the residual sum of squares
     ``R[m−1, m−1]²`` (exact for the least-squares solution; for ridge, recomputed from R).
+    A column is aliased when ``|R_jj| ≤ alias_tol·‖R_:j‖`` (default :func:`default_alias_tol`).
     """
     m = factor.r.shape[1]
     r = np.zeros((m, m))
@@ -109,7 +119,8 @@ def solve_r(
     p = m - 1 - offset
     names = names or [f"x{j + 1}" for j in range(p)]
     design = r[:, : m - 1]
-    aliased = [j for j in _aliased(design) if j >= offset]
+    tol = default_alias_tol(factor.n, m - 1) if alias_tol is None else alias_tol
+    aliased = [j for j in _aliased(design, tol) if j >= offset]
     if aliased and on_singular != "drop" and reg_param <= 0:
         raise InputError(
             "singular design (rank-deficient features): "

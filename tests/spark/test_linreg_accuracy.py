@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,6 +103,49 @@ def test_longley(spark):
     # NIST's certified values for two of them
     assert est[1] == pytest.approx(15.0618722713733, rel=1e-9)
     assert model.summary.r2 == pytest.approx(0.995479004577296, rel=1e-9)
+
+
+# NIST StRD, Filip (Filippelli, NIST): y = B0 + B1·x + … + B10·x¹⁰, 82 observations. The data
+# (tests/data/filip.csv) and the certified values below are NIST's, computed by NIST in
+# 500-digit arithmetic; exact rational arithmetic on the decimal data reproduces them to 15 digits.
+FILIP_CERTIFIED = [  # (estimate, standard deviation of the estimate), B0 … B10
+    (-1467.48961422980, 298.084530995537),
+    (-2772.17959193342, 559.779865474950),
+    (-2316.37108160893, 466.477572127796),
+    (-1127.97394098372, 227.204274477751),
+    (-354.478233703349, 71.6478660875927),
+    (-75.1242017393757, 15.2897178747400),
+    (-10.8753180355343, 2.23691159816033),
+    (-1.06221498588947, 0.221624321934227),
+    (-0.670191154593408e-01, 0.142363763154724e-01),
+    (-0.246781078275479e-02, 0.535617408889821e-03),
+    (-0.402962525080404e-04, 0.896632837373868e-05),
+]
+FILIP_RESIDUAL_SD = 0.334801051324544e-02
+FILIP_R2 = 0.996727416185620
+
+
+def _filip():
+    path = Path(__file__).resolve().parent.parent / "data" / "filip.csv"
+    y, x = np.loadtxt(path, delimiter=",", skiprows=1, unpack=True)
+    return np.column_stack([x**i for i in range(1, 11)]), y
+
+
+def test_filip_certified_values(spark):
+    """NIST's hardest linear set (scaled-Gram κ ≈ 1e17) is solved by default, not refused: the
+    float64 powers of x alone move the answer ~2e-8 from NIST's, so ≥ 7 digits is the bar."""
+    design, y = _filip()
+    assert design.shape == (82, 10)
+    model, est = _fit(spark, design, y)
+    assert model.summary.solver == "tsqr" and model.summary.aliased == []
+    certified = np.array(FILIP_CERTIFIED)
+    assert significant_digits(est, certified[:, 0]) >= 7
+    assert significant_digits(model.summary.std_errors, certified[:, 1]) >= 7
+    assert significant_digits(model.summary.residual_std, FILIP_RESIDUAL_SD) >= 7
+    assert significant_digits(model.summary.r2, FILIP_R2) >= 9
+    # R's lm tolerance (1e-7) is still available, and refuses Filip as R does
+    with pytest.raises(InputError, match="'x10' is a linear combination"):
+        _fit(spark, design, y, alias_tol=1e-7)
 
 
 def test_tsqr_equals_cholesky_on_well_conditioned_data(spark, rng):
