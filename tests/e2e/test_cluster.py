@@ -88,6 +88,25 @@ def alive(pid: int) -> bool:
         return False
 
 
+def wait_until_dead(named_pids: dict[str, int], timeout: float = 30) -> list[str]:
+    """The names whose process is still alive after up to ``timeout`` s of polling (a process
+    signalled a moment ago, e.g. SIGKILLed by ``cluster.sh stop``, may not have exited yet)."""
+    deadline = time.monotonic() + timeout
+    while (living := [n for n, pid in named_pids.items() if alive(pid)]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    return living
+
+
+def poll(condition, timeout: float):
+    """``condition()``'s first truthy value, polled until ``timeout`` s; its last value then."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return value
+
+
 def listening_addresses(pid: int) -> list[str]:
     """Local addresses (hex, as in /proc/net/tcp*) of the TCP sockets ``pid`` listens on."""
     inodes = set()
@@ -121,18 +140,17 @@ def is_loopback(hex_address: str) -> bool:
 def cluster(tmp_path_factory):
     """A standalone master + 2 workers on loopback; stopped by the finalizer whatever happens."""
     state = tmp_path_factory.mktemp("cluster")
-    started = time.perf_counter()
     try:
         proc = cluster_sh("start", state)
         assert proc.returncode == 0, proc.stderr[-4000:]
         url = proc.stdout.strip().splitlines()[-1]
         assert re.fullmatch(r"spark://127\.0\.0\.1:\d+", url), proc.stdout
-        yield {"url": url, "dir": state, "start_seconds": time.perf_counter() - started}
+        yield {"url": url, "dir": state}
     finally:
         started_pids = pids(state)
         stop = cluster_sh("stop", state)
         assert stop.returncode == 0, stop.stderr
-        assert not [name for name, pid in started_pids.items() if alive(pid)], stop.stderr
+        assert not wait_until_dead(started_pids), stop.stderr
 
 
 # --------------------------------------------------------------------------- tests
@@ -171,8 +189,13 @@ def test_jobs_on_the_standalone_cluster_match_local_mode(cluster, local_models, 
     )
     assert f"master={cluster['url']}" in proc.stderr
     assert_same_model(out, local_models[job])
-    completed = master_json(cluster["dir"]).get("completedapps", [])
-    apps = [app for app in completed if app["id"] not in before]
+
+    def new_completed_apps() -> list[dict]:
+        completed = master_json(cluster["dir"]).get("completedapps", [])
+        return [app for app in completed if app["id"] not in before]
+
+    # the master files the application as completed asynchronously, after spark-submit exits
+    apps = poll(new_completed_apps, timeout=60)
     assert len(apps) == 1 and apps[0]["state"] == "FINISHED", apps
     # both workers ran an executor of this application (the input had several partitions)
     for worker in (1, 2):
@@ -207,6 +230,6 @@ def test_authenticated_cluster(tmp_path, local_models, work):
         started_pids = pids(state) if state.exists() else {}
         stop = cluster_sh("stop", state)
         assert stop.returncode == 0, stop.stderr
-        assert not [pid for pid in started_pids.values() if alive(pid)]
+        assert not wait_until_dead(started_pids), stop.stderr
     status = cluster_sh("status", state)
     assert status.returncode == 3 and status.stdout.strip() == "not running"
