@@ -138,6 +138,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="a Spark setting, as spark-submit's --conf (repeatable; spark.hadoop.* for Hadoop)",
     )
     parser.add_argument(
+        "--catalog",
+        choices=["in-memory", "hive"],
+        help="table catalog for --input-table/--output-table (hive: the Hive metastore, "
+        "configured by hive-site.xml or --conf)",
+    )
+    parser.add_argument(
         "--driver-memory", help="driver JVM heap, e.g. 8g (in-process runs; spark-submit's own)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks")
@@ -155,7 +161,9 @@ def _add_reader(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_input(parser: argparse.ArgumentParser, label: bool) -> None:
-    parser.add_argument("--input", required=True, help="input path (file, directory or glob)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help="input path (file, directory or glob; any Hadoop URI)")
+    source.add_argument("--input-table", metavar="DB.TABLE", help="read a catalog table instead")
     _add_reader(parser)
     if label:
         parser.add_argument("--label", help="label column (libsvm: 'label')")
@@ -167,8 +175,18 @@ def _add_input(parser: argparse.ArgumentParser, label: bool) -> None:
     )
 
 
-def _add_output(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", required=True, help="output directory (written atomically)")
+def _add_output(parser: argparse.ArgumentParser, table: bool = False) -> None:
+    if table:  # predictions: a directory of Parquet files, or a catalog table
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--output", help="output directory (written atomically)")
+        target.add_argument(
+            "--output-table", metavar="DB.TABLE", help="write the predictions as a catalog table"
+        )
+        parser.add_argument(
+            "--partition-by", type=_csv_list, metavar="COL,...", help="partition the output"
+        )
+    else:
+        parser.add_argument("--output", required=True, help="output directory (written atomically)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
 
@@ -233,7 +251,7 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     predict = linreg_actions.add_parser("predict", help="score data with a saved model (Parquet)")
     predict.add_argument("--model", required=True)
     _add_input(predict, label=False)
-    _add_output(predict)
+    _add_output(predict, table=True)
     evaluate = linreg_actions.add_parser(
         "evaluate", help="metrics of a saved model on labelled data"
     )
@@ -271,7 +289,7 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     kpredict = kmeans_actions.add_parser("predict", help="assign clusters with a saved model")
     kpredict.add_argument("--model", required=True)
     _add_input(kpredict, label=False)
-    _add_output(kpredict)
+    _add_output(kpredict, table=True)
     actions.update({"kmeans fit": kfit, "kmeans predict": kpredict})
     ksweep = kmeans_actions.add_parser(
         "sweep", help="fit every k of a range on one read of the data; recommend k"

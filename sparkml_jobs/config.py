@@ -177,13 +177,14 @@ def _parse_alone(parser: argparse.ArgumentParser, tokens: list[str]) -> None:
     Required options are relaxed meanwhile: they may come from the command line.
     """
     required = [action for action in parser._actions if action.required]
-    for action in required:
-        action.required = False
+    required += [group for group in parser._mutually_exclusive_groups if group.required]
+    for item in required:  # an argument, or a group such as --input | --input-table
+        item.required = False
     try:
         parser.parse_args(tokens)
     finally:
-        for action in required:
-            action.required = True
+        for item in required:
+            item.required = True
 
 
 def with_config(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import logging
 import tempfile
 from collections.abc import Callable
@@ -39,6 +40,8 @@ def _session(args: argparse.Namespace):
         app_name=f"sparkml-jobs {args.algo} {getattr(args, 'action', '')}",
         conf=spark_conf(args),
     )
+    if getattr(args, "input_table", None):
+        args.input, args.format = args.input_table, read.TABLE
     check_outputs(args)
     return spark
 
@@ -46,6 +49,8 @@ def _session(args: argparse.Namespace):
 def spark_conf(args: argparse.Namespace) -> dict[str, str]:
     """``--conf`` settings and ``--driver-memory`` as one Spark configuration."""
     conf = dict(getattr(args, "conf", None) or [])
+    if getattr(args, "catalog", None) == "hive":
+        conf["spark.sql.catalogImplementation"] = "hive"
     if getattr(args, "driver_memory", None):
         conf["spark.driver.memory"] = args.driver_memory
     return conf
@@ -92,8 +97,13 @@ def check_outputs(args: argparse.Namespace) -> None:
     outputs = [(flag, named(flag)) for flag in ("--output", "--report", "--metrics-json")]
     outputs = [(flag, value, fs.qualify(value)) for flag, value in outputs if value]
     sources = [(flag, named(flag)) for flag in ("--input", "--subtract", "--model", "--init")]
-    sources = [(flag, fs.qualify(value)) for flag, value in sources if value and "/" in value
-               or (value and flag != "--init")]
+    sources = [
+        (flag, fs.qualify(value))
+        for flag, value in sources
+        if value
+        and not (flag == "--input" and getattr(args, "format", None) == read.TABLE)
+        and not (flag == "--init" and value in INITS)
+    ]
     for i, (flag, value, target) in enumerate(outputs):
         for source_flag, source in sources:
             if _overlaps(target, source):
@@ -116,9 +126,20 @@ def _write_report(args: argparse.Namespace, model) -> None:
     log.info("report written to %s", page)
 
 
-def _write_predictions(frame, output: str, overwrite: bool) -> None:
-    with persist.spark_output(output, overwrite) as tmp:
-        frame.write.parquet(tmp)
+def write_predictions(spark, args: argparse.Namespace, frame) -> dict[str, Any]:
+    """Predictions as Parquet files published at ``--output``, or as ``--output-table``."""
+    partition_by = args.partition_by or []
+    missing = [c for c in partition_by if c not in frame.columns]
+    if missing:
+        raise InputError(f"--partition-by: no column(s) {', '.join(map(repr, missing))} to use")
+    if args.output_table:
+        persist.write_table(frame, args.output_table, partition_by, args.overwrite)
+        log.info("predictions written to table %s", args.output_table)
+        return {"rows": spark.table(args.output_table).count(), "table": args.output_table}
+    with persist.spark_output(args.output, args.overwrite) as tmp:
+        frame.write.partitionBy(*partition_by).parquet(tmp)
+    log.info("predictions written to %s", args.output)
+    return {"rows": spark.read.parquet(args.output).count(), "output": args.output}
 
 
 def linreg_fit(args: argparse.Namespace) -> dict[str, Any]:
@@ -193,9 +214,7 @@ def linreg_predict(args: argparse.Namespace) -> dict[str, Any]:
     frame = read.read_for_scoring(
         spark, args.input, args.format, model.features, delimiter=args.delimiter
     )
-    _write_predictions(model.predict(frame), args.output, args.overwrite)
-    log.info("predictions written to %s", args.output)
-    return {"rows": spark.read.parquet(args.output).count(), "output": args.output}
+    return write_predictions(spark, args, model.predict(frame))
 
 
 def linreg_evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -217,12 +236,11 @@ def read_centers_file(spark, path: str, features: list[str], k: int):
     The header must name exactly the data's features, in any order: columns are matched by name,
     never by position, so a file written for other columns is refused instead of misread.
     """
-
-    if not Path(path).exists():
-        raise InputError(f"init centres file not found: {path}")
-
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
+    try:
+        text = filesystem.current().read_text(path)
+    except InputError as exc:
+        raise InputError(f"init centres file: {exc}") from exc
+    rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows:
         raise InputError(f"init centres file {path} is empty")
     header, body = rows[0], [r for r in rows[1:] if r]
@@ -258,10 +276,6 @@ def kmeans_fit(args: argparse.Namespace) -> dict[str, Any]:
 
     _check_report(args)
     given = args.init not in INITS
-    if given and not Path(args.init).exists():
-        raise InputError(
-            f"--init must be one of {', '.join(INITS)} or an existing CSV file, got {args.init!r}"
-        )
     options = dict(
         k=args.k,
         init="k-means||" if given else args.init,
@@ -276,6 +290,10 @@ def kmeans_fit(args: argparse.Namespace) -> dict[str, Any]:
     )
     KMeans(**options)  # validate the parameters before starting Spark
     spark = _session(args)
+    if given and not filesystem.current().exists(args.init):
+        raise InputError(
+            f"--init must be one of {', '.join(INITS)} or an existing CSV file, got {args.init!r}"
+        )
     data = _load(spark, args, label=None, features=args.features, weight=args.weight_col)
     centers = read_centers_file(spark, args.init, data.features, args.k) if given else None
     model = KMeans(**options, initial_centers=centers).fit(data)
@@ -293,9 +311,7 @@ def kmeans_predict(args: argparse.Namespace) -> dict[str, Any]:
     frame = read.read_for_scoring(
         spark, args.input, args.format, model.features, delimiter=args.delimiter
     )
-    _write_predictions(model.predict(frame), args.output, args.overwrite)
-    log.info("predictions written to %s", args.output)
-    return {"rows": spark.read.parquet(args.output).count(), "output": args.output}
+    return write_predictions(spark, args, model.predict(frame))
 
 
 def kmeans_sweep(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Example Airflow DAG: fit the linear-regression and k-means models every day with spark-submit.
+"""Example Airflow DAG: every day, fit the linear-regression and k-means models with spark-submit,
+then score the day's table into a partitioned table of clusters (a table in, a table out).
 
 Put this file in the DAGs folder of an Airflow deployment that has the Spark provider
 (``pip install apache-airflow-providers-apache-spark``) and adjust the settings below. The workers
@@ -39,7 +40,11 @@ PROJECT = os.environ.get("SPARKML_PROJECT", "/opt/sparkml-jobs")  # checkout wit
 VENV_PYTHON = f"{PROJECT}/.venv/bin/python"
 SPARK_CONN_ID = os.environ.get("SPARKML_SPARK_CONN", "spark_default")
 DATA = os.environ.get("SPARKML_DATA", f"{PROJECT}/data")  # where the day's inputs land
+# any Hadoop URI: hdfs://nn/models, s3a://bucket/models (with the connector, see the README)
 OUTPUT = os.environ.get("SPARKML_OUTPUT", "/srv/sparkml/models")
+# the metastore tables the scoring task reads and writes (the cluster's Hive metastore)
+SOURCE_TABLE = os.environ.get("SPARKML_SOURCE_TABLE", "analytics.flowers")
+SCORED_TABLE = os.environ.get("SPARKML_SCORED_TABLE", "analytics.flower_clusters")
 # the package zip shipped with --py-files, rebuilt from the checkout by the first task
 # (one run at a time, see max_active_runs, so one path will do)
 PY_FILES = f"{OUTPUT}/_dist/sparkml_jobs.zip"
@@ -107,4 +112,23 @@ with DAG(
     linreg_fit = fit_task("linreg", "--input", f"{DATA}/diamonds.csv", "--label", "price")
     kmeans_fit = fit_task("kmeans", "--input", f"{DATA}/iris.csv", "--k", "3", "--seed", "0")
 
+    kmeans_score = SparkSubmitOperator(
+        task_id="kmeans_score",
+        conn_id=SPARK_CONN_ID,
+        name="sparkml-jobs kmeans predict {{ ds }}",
+        application=ENTRY,
+        py_files=PY_FILES,
+        conf=SPARK_CONF,
+        application_args=[
+            "kmeans", "predict",
+            "--model", f"{OUTPUT}/kmeans/{{{{ ds }}}}",
+            "--input-table", SOURCE_TABLE,
+            "--output-table", SCORED_TABLE,
+            "--partition-by", "cluster",
+            "--catalog", "hive",
+            "--overwrite",
+        ],
+    )
+
     package >> [linreg_fit, kmeans_fit]
+    kmeans_fit >> kmeans_score

@@ -154,7 +154,7 @@ def load_kmeans(path: str) -> KMeansModel:
     for row in rows:
         persist.float_list(row, len(features), where, "centers")
     centers = np.array(rows, dtype=np.float64)
-    if (where / "centers.npy").exists():
+    if "centers" in where.arrays:
         stored = persist.load_array(where, "centers", centers.shape)
         persist.require(np.array_equal(stored, centers), where, "'centers' differ from centers.npy")
     params = doc.get("params")

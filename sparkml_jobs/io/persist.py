@@ -191,6 +191,28 @@ def write_json(path: str | None, document: dict[str, Any], overwrite: bool = Tru
             fs.delete(tmp, recursive=False)
 
 
+def write_table(frame, name: str, partition_by: list[str], overwrite: bool) -> None:
+    """Save ``frame`` as the catalog table ``name`` (refused if it exists unless ``overwrite``).
+
+    Spark's ``saveAsTable`` decides existence in the catalog; a table created by another job
+    between our check and the write makes the write fail (``errorifexists``), never merge.
+    """
+    spark = frame.sparkSession
+    if spark.catalog.tableExists(name) and not overwrite:
+        raise OutputExistsError(
+            f"output table {name} already exists; pass --overwrite to replace it"
+        )
+    writer = frame.write.mode("overwrite" if overwrite else "errorifexists")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    try:
+        writer.saveAsTable(name)
+    except Exception as exc:
+        from sparkml_jobs.io.read import spark_error_line
+
+        raise InputError(f"cannot write table {name}: {spark_error_line(exc)}") from exc
+
+
 # --------------------------------------------------------------------------- JSON
 
 

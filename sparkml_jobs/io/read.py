@@ -36,6 +36,7 @@ from sparkml_jobs.io.dataset import BlockData, check_counts
 log = logging.getLogger(__name__)
 
 FORMATS = ("csv", "parquet", "libsvm")
+TABLE = "table"  # the pseudo-format of --input-table: the source is a catalog table name
 CORRUPT = "_corrupt_record"
 
 
@@ -103,6 +104,8 @@ def read_source(
 
     A CSV gets an extra ``_corrupt_record`` column so ragged rows are counted, not silently padded.
     """
+    if fmt == TABLE:
+        return read_table(spark, path)
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r} (expected one of: {', '.join(FORMATS)})")
     if not path_exists(spark, path):
@@ -141,6 +144,18 @@ def read_source(
         raise
     except Exception as exc:  # Spark's reader errors: corrupt files, unreadable schema, …
         raise InputError(f"{path}: cannot read as {fmt}: {spark_error_line(exc)}") from exc
+
+
+def read_table(spark: SparkSession, name: str) -> DataFrame:
+    """A catalog table (``db.table``; Hive metastore with ``--catalog hive``), as a DataFrame."""
+    try:
+        if not spark.catalog.tableExists(name):
+            raise InputError(f"input table not found: {name}")
+        return spark.table(name)
+    except InputError:
+        raise
+    except Exception as exc:  # a malformed name, an unreachable metastore
+        raise InputError(f"table {name}: cannot read: {spark_error_line(exc)}") from exc
 
 
 def spark_error_line(exc: BaseException) -> str:

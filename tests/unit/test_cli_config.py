@@ -174,7 +174,10 @@ def test_config_file_problems_exit_2(tmp_path, capsys):
 def test_required_options_may_come_from_the_config(tmp_path, capsys):
     config = _toml(tmp_path, 'label = "y"\n')
     line = _error(capsys, ["linreg", "fit", "--config", config])
-    assert "--input" in line and "--output" in line
+    assert "required: --output" in line
+    config = _toml(tmp_path, 'label = "y"\noutput = "o"\n')
+    line = _error(capsys, ["linreg", "fit", "--config", config])
+    assert "--input --input-table is required" in line
     config = _toml(tmp_path, 'input = "d.csv"\nlabel = "y"\noutput = "o"\n')
     assert parse_args(["linreg", "fit", "--config", config]).output == "o"
 
