@@ -20,9 +20,10 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import DATA, ROOT
 from tests.e2e.helpers import job_args, run_sh, script_env, split_conf
 
 CLUSTER = ROOT / "submit" / "cluster.sh"
@@ -200,6 +201,49 @@ def test_jobs_on_the_standalone_cluster_match_local_mode(cluster, local_models, 
     # both workers ran an executor of this application (the input had several partitions)
     for worker in (1, 2):
         assert (cluster["dir"] / f"work-{worker}" / apps[0]["id"]).is_dir(), worker
+
+
+def test_fit_and_predict_with_file_uris_on_the_cluster(cluster, work):
+    """Outputs named by file:// URIs go through Hadoop's FileSystem on the driver and Spark's
+    writers on the executors, both on the cluster."""
+    model, preds = work / "cluster-uri-model", work / "cluster-uri-preds"
+    fit = [
+        "kmeans",
+        "fit",
+        "--input",
+        (DATA / "iris.csv").as_uri(),
+        "--k",
+        "3",
+        "--init",
+        str(work / "init.csv"),
+        "--tol",
+        "0",
+        "--output",
+        model.as_uri(),
+    ]
+    submit(["--master", cluster["url"], "--conf", "spark.ui.enabled=false"], fit)
+    predict = [
+        "kmeans",
+        "predict",
+        "--model",
+        model.as_uri(),
+        "--input",
+        (DATA / "iris.csv").as_uri(),
+        "--output",
+        preds.as_uri(),
+    ]
+    submit(["--master", cluster["url"], "--conf", "spark.ui.enabled=false"], predict)
+    assert (model / "_SUCCESS").exists() and (preds / "_SUCCESS").exists()
+    centres = np.array(json.loads((model / "model.json").read_text())["centers"])
+    x = pd.read_csv(DATA / "iris.csv").to_numpy(float)
+    got = pd.read_parquet(preds)
+    expected = ((x[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
+    features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    rows = got[features].astype(float).to_numpy()
+    assert sorted(map(tuple, np.column_stack([rows, got["cluster"]]))) == sorted(
+        map(tuple, np.column_stack([x, expected]))
+    )
+    assert not list(work.glob(".cluster-uri-*"))  # no temporary sibling left
 
 
 def test_authenticated_cluster(tmp_path, local_models, work):
