@@ -61,12 +61,25 @@ class KMeansModel:
         return self.params.get("distance", "euclidean")
 
     def predict_array(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(cluster, distance) per row: Euclidean distance, or ``1 − cos`` for cosine."""
+        """(cluster, distance) per row: Euclidean distance, or ``1 − cos`` for cosine.
+
+        Rows far beyond 1e±30 are assigned on rescaled coordinates (:class:`~.kernels.Rescale`),
+        so ``‖x‖²`` cannot overflow; a row with a NaN gets a NaN distance (the loader refuses
+        those before scoring).
+        """
         if self.distance == "cosine":
             labels, d2 = kk.assign(kk.normalize_rows(x), self.centers)
             return labels, d2 / 2.0
-        labels, d2 = kk.assign(x, self.centers)
-        return labels, np.sqrt(d2)
+        both = np.vstack([x, self.centers])
+        with np.errstate(invalid="ignore"):
+            finite = np.where(np.isfinite(both), both, 0.0)
+        scaling = kk.Rescale.for_range(finite.min(axis=0), finite.max(axis=0))
+        if scaling is None:
+            labels, d2 = kk.assign(x, self.centers)
+            return labels, np.sqrt(d2)
+        labels, d2 = kk.assign(scaling.apply(x), scaling.apply(self.centers))
+        with np.errstate(over="ignore"):
+            return labels, np.ldexp(np.sqrt(d2), scaling.exponent)
 
     def predict(self, frame: DataFrame) -> DataFrame:
         """All columns of ``frame`` plus ``cluster`` (int) and ``distance``, row order kept."""
@@ -178,20 +191,29 @@ class KMeans:
             points.context.setCheckpointDir(self.checkpoint_dir)
             points.checkpoint()
         try:
-            return self.fit_prepared(points, data, lloyd.validate(data, points))
+            counts = lloyd.validate(data, points)
+            points, scaling = lloyd.rescale(points, data, counts, self.distance)
+            return self.fit_prepared(points, data, counts.rows, scaling)
         finally:
             points.unpersist()
 
-    def fit_prepared(self, points, data: BlockData, n_rows: int) -> KMeansModel:
-        """Fit on the cached points of :func:`prepare`, already checked by :func:`validate`.
+    def fit_prepared(
+        self, points, data: BlockData, n_rows: int, scaling: kk.Rescale | None = None
+    ) -> KMeansModel:
+        """Fit on the cached points of :func:`prepare`, checked by :func:`validate` and rescaled
+        by :func:`~.lloyd.rescale` (``scaling``, or ``None`` if they were not).
 
         Lets several fits share one read of the data (the k sweep); the caller unpersists.
         """
         runs = [
-            self._fit_once(points, data.n_features, n_rows, self.seed + i)
+            self._fit_once(points, data.features, n_rows, self.seed + i, scaling)
             for i in range(self.n_init)
         ]
         centers, summary, sample = min(runs, key=lambda run: run[1].cost)
+        if scaling is not None:
+            centers = scaling.points_out(centers)
+            if sample[0] is not None:
+                sample = (scaling.points_out(sample[0]), sample[1])
         return KMeansModel(
             features=data.features,
             centers=centers,
@@ -200,28 +222,63 @@ class KMeans:
             sample=sample,
         )
 
-    def _fit_once(self, points, d: int, n_rows: int, seed: int):
-        """One run from one initialisation: (centres, summary, (sample points, labels))."""
+    def _fit_once(
+        self, points, features: list[str], n_rows: int, seed: int, scaling: kk.Rescale | None
+    ):
+        """One run from one initialisation: (centres, summary, (sample points, labels)), the
+        centres and sample still in the rescaled coordinates, the summary in the data's units."""
         cosine = self.distance == "cosine"
+        d, tol = len(features), self.tol
         if self.initial_centers is not None:
             centers = np.array(self.initial_centers, dtype=np.float64)
             centers = kk.normalize_rows(centers) if cosine else centers
+            centers = scaling.apply(centers) if scaling is not None else centers
         else:
             centers = init.initialise(points, self.k, d, self.init, seed, self.init_steps)
             centers = init.ensure_distinct(points, centers, self.k)
-        state = kk.LloydState(centers=centers, max_iter=self.max_iter, tol=self.tol, cosine=cosine)
+        if scaling is not None:
+            tol = scaling.length_in(tol)
+        state = kk.LloydState(centers=centers, max_iter=self.max_iter, tol=tol, cosine=cosine)
         stride = max(1, n_rows // SAMPLE_ROWS)
         final = lloyd.RUNNERS[self.mode](points, state, self.k, self.chunk_rows, stride)
-        centers, n_iter, converged = state.centers, state.n_iter, state.converged
-        history, reseeded = state.history, state.reseeded
+        history = [
+            {
+                **entry,
+                "cost": checked_cost(entry["cost"], scaling, features),
+                "shift": scaling.length_out(entry["shift"]) if scaling else entry["shift"],
+            }
+            for entry in state.history
+        ]
         summary = KMeansSummary(
-            cost=final.cost / 2.0 if cosine else final.cost,
+            cost=checked_cost(final.cost / 2.0 if cosine else final.cost, scaling, features),
             cluster_sizes=[int(c) for c in final.counts],
-            n_iter=n_iter,
-            converged=converged,
+            n_iter=state.n_iter,
+            converged=state.converged,
             history=history,
-            reseeded=reseeded,
+            reseeded=state.reseeded,
             n=n_rows,
             init="given" if self.initial_centers is not None else self.init,
         )
-        return centers, summary, (final.sample_points, final.sample_labels)
+        return state.centers, summary, (final.sample_points, final.sample_labels)
+
+
+def checked_cost(cost: float, scaling: kk.Rescale | None, features: list[str]) -> float:
+    """A k-means cost in the data's units, or an :class:`InputError` naming the column with the
+    largest values when float64 cannot hold it (see :func:`~.kernels.unscaled_cost`)."""
+    out = kk.unscaled_cost(cost, scaling)
+    if out is not None:
+        return out
+    if scaling is None:  # not reachable for data within 1e±30; said plainly if it ever is
+        raise InputError(f"the k-means cost is not a finite number ({cost}); rescale the features")
+    j = int(np.argmax(scaling.peak))
+    name = f"column '{features[j]}'"
+    peak = scaling.peak
+    if scaling.exponent < 0:
+        raise InputError(
+            f"{name}: values as small as {peak[j]:.3g} make the k-means cost (a sum of squared "
+            "distances) underflow float64; rescale the column(s)"
+        )
+    raise InputError(
+        f"{name}: values up to {peak[j]:.3g} make the k-means cost (a sum of squared distances) "
+        "overflow float64; rescale the column(s)"
+    )

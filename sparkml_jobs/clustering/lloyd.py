@@ -51,7 +51,7 @@ def prepare(data: BlockData, distance: str):
         if cosine:
             x = kk.normalize_rows(x)
         w = np.ascontiguousarray(values[:, weight_index]) if weight_index is not None else None
-        zero_norm = int((np.linalg.norm(values[:, :p], axis=1) == 0).sum()) if cosine else 0
+        zero_norm = int((~(values[:, :p] != 0).any(axis=1)).sum()) if cosine else 0
         return kk.PointBlock(x, w, Counts.of_block(block, weight_index), zero_norm)
 
     points = data.blocks.map(to_points)
@@ -60,8 +60,11 @@ def prepare(data: BlockData, distance: str):
     return points.persist()
 
 
-def validate(data: BlockData, points) -> int:
-    """The load pass: materialises the cache and checks the validation counts it carries."""
+def validate(data: BlockData, points) -> Counts:
+    """The load pass: materialises the cache and checks the validation counts it carries.
+
+    Returns the merged counts (rows, and every column's range for :func:`rescale`).
+    """
     zero = (Counts.zero(len(data.columns)), 0)
     counts, zero_norm = tree_aggregate(
         points,
@@ -81,7 +84,31 @@ def validate(data: BlockData, points) -> int:
         data.n_features,
         points.getNumPartitions(),
     )
-    return counts.rows
+    return counts
+
+
+def rescale(points, data: BlockData, counts: Counts, distance: str):
+    """(points, ``Rescale``): the cached points rescaled when their magnitude needs it.
+
+    Only for the Euclidean distance (cosine rows are unit vectors already) and only when
+    :meth:`~.kernels.Rescale.for_range` says so: then the rescaled copy is cached and
+    materialised and the original cache dropped, so a normal fit pays nothing.
+    """
+    p = data.n_features
+    if distance != "euclidean" or counts.lo is None:
+        return points, None
+    scaling = kk.Rescale.for_range(counts.lo[:p], counts.hi[:p])
+    if scaling is None:
+        return points, None
+    log.info("features beyond 1e+-30: k-means runs on (x - midpoint) * 2^%d", -scaling.exponent)
+
+    def scale(block: kk.PointBlock) -> kk.PointBlock:
+        return kk.PointBlock(scaling.apply(block.x), block.w, block.counts, block.zero_norm)
+
+    scaled = points.map(scale).persist()
+    scaled.count()
+    points.unpersist()
+    return scaled, scaling
 
 
 def lloyd_step(

@@ -10,6 +10,7 @@ that sample on the driver (:func:`silhouette`, plain numpy/scipy, at most
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,11 @@ def sample_silhouette(
         return float("nan"), 0
     points, labels = subsample(*model.sample, sample_rows)
     metric = "cosine" if model.distance == "cosine" else "euclidean"
+    if metric == "euclidean" and len(points):
+        # the silhouette is invariant under translation and uniform scaling: keep the pairwise
+        # distances of data far beyond 1e±30 finite
+        scaling = kk.Rescale.for_range(points.min(axis=0), points.max(axis=0))
+        points = scaling.apply(points) if scaling is not None else points
     return silhouette(points, labels, metric), len(points)
 
 
@@ -76,9 +82,11 @@ def sweep(
     points = lloyd.prepare(data, distance)
     costs, scores, centers, n_iter, converged, used = [], [], [], [], [], 0
     try:
-        n_rows = lloyd.validate(data, points)
+        counts = lloyd.validate(data, points)
+        n_rows = counts.rows
+        points, scaling = lloyd.rescale(points, data, counts, distance)
         for estimator in estimators:
-            model = estimator.fit_prepared(points, data, n_rows)
+            model = estimator.fit_prepared(points, data, n_rows, scaling)
             score, used = sample_silhouette(model, sample_rows)
             costs.append(model.summary.cost)
             centers.append(model.centers)
@@ -125,10 +133,17 @@ def evaluate(
     k = len(model.centers)
     points = lloyd.prepare(data, model.distance)
     try:
-        n_rows = lloyd.validate(data, points)
+        counts = lloyd.validate(data, points)
+        n_rows = counts.rows
+        if model.distance == "euclidean":  # the centres' range counts as much as the data's
+            p = len(model.features)
+            counts.lo[:p] = np.minimum(counts.lo[:p], model.centers.min(axis=0))
+            counts.hi[:p] = np.maximum(counts.hi[:p], model.centers.max(axis=0))
+        points, scaling = lloyd.rescale(points, data, counts, model.distance)
+        centers = scaling.apply(model.centers) if scaling is not None else model.centers
         partial = lloyd.lloyd_step(
             points,
-            model.centers,
+            centers,
             k,
             kk.DEFAULT_CHUNK_ROWS,
             sample_stride=max(1, n_rows // sample_rows),
@@ -136,6 +151,11 @@ def evaluate(
     finally:
         points.unpersist()
     cost = partial.cost / 2.0 if model.distance == "cosine" else partial.cost
+    cost = km.checked_cost(cost, scaling, model.features)
+    if scaling is not None and partial.sample_points is not None:
+        partial = dataclasses.replace(
+            partial, sample_points=scaling.points_out(partial.sample_points)
+        )
     scored = km.KMeansModel(
         features=model.features,
         centers=model.centers,

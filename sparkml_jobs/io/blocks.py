@@ -102,30 +102,72 @@ def group_batches(
 
 @dataclass(slots=True)
 class Counts:
-    """Mergeable validation counts over blocks (a monoid: ``zero`` and ``merge``)."""
+    """Mergeable validation counts over blocks (a monoid: ``zero`` and ``merge``).
+
+    Besides the counts: ``lo`` / ``hi``, the smallest and largest finite value of every column
+    (what a numeric check needs to see an overflow coming), and ``weight_total``, the sum of the
+    weight column (0 when there is none).
+    """
 
     rows: int
     nulls: np.ndarray
     nonfinite: np.ndarray
     ragged: int = 0
     negative_weights: int = 0
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+    weight_total: float = 0.0
 
     @classmethod
     def zero(cls, n_columns: int) -> Counts:
-        return cls(0, np.zeros(n_columns, np.int64), np.zeros(n_columns, np.int64))
+        return cls(
+            0,
+            np.zeros(n_columns, np.int64),
+            np.zeros(n_columns, np.int64),
+            lo=np.full(n_columns, np.inf),
+            hi=np.full(n_columns, -np.inf),
+        )
 
     @classmethod
     def of_block(cls, block: Block, weight_index: int | None = None) -> Counts:
-        negative = 0
+        values = block.values
+        negative, total = 0, 0.0
         if weight_index is not None:
-            negative = int((block.values[:, weight_index] < 0).sum())
-        return cls(len(block.values), block.nulls, block.nonfinite, block.ragged, negative)
+            negative = int((values[:, weight_index] < 0).sum())
+            with np.errstate(all="ignore"):  # overflow to inf is what the check reports
+                total = float(np.sum(values[:, weight_index]))
+        lo, hi = column_range(values, bool((block.nulls + block.nonfinite).any()))
+        return cls(len(values), block.nulls, block.nonfinite, block.ragged, negative, lo, hi, total)
 
     def merge(self, other: Counts) -> Counts:
+        with np.errstate(over="ignore"):
+            total = self.weight_total + other.weight_total
         return Counts(
             self.rows + other.rows,
             self.nulls + other.nulls,
             self.nonfinite + other.nonfinite,
             self.ragged + other.ragged,
             self.negative_weights + other.negative_weights,
+            _combine(np.minimum, self.lo, other.lo),
+            _combine(np.maximum, self.hi, other.hi),
+            total,
         )
+
+
+def column_range(values: np.ndarray, has_bad: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(min, max) of the finite values of every column; (+inf, −inf) for a column with none."""
+    if len(values) == 0:
+        cols = values.shape[1]
+        return np.full(cols, np.inf), np.full(cols, -np.inf)
+    if not has_bad:  # the common case: no temporary copy of the block
+        return values.min(axis=0), values.max(axis=0)
+    finite = np.isfinite(values)
+    return np.where(finite, values, np.inf).min(axis=0), np.where(finite, values, -np.inf).max(
+        axis=0
+    )
+
+
+def _combine(op, a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return op(a, b)

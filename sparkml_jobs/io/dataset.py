@@ -34,6 +34,7 @@ class BlockData:
     frame: DataFrame | None = field(
         default=None, repr=False
     )  # the typed selection, for diagnostics
+    hint: str = ""  # appended to ragged-rows / missing-values messages (how it was parsed)
 
     @property
     def columns(self) -> list[str]:
@@ -53,7 +54,7 @@ class BlockData:
 
     def check(self, counts: Counts) -> None:
         """Raise :class:`InputError` naming the first problem the counts show."""
-        check_counts(counts, self.columns, self.source, self.frame, self.weight)
+        check_counts(counts, self.columns, self.source, self.frame, self.weight, self.hint)
 
     def cache(self) -> BlockData:
         """Persist the blocks (a no-op if the caller already did: then they stay the caller's)."""
@@ -75,21 +76,26 @@ def check_counts(
     source: str,
     frame: DataFrame | None = None,
     weight: str | None = None,
+    hint: str = "",
 ) -> None:
-    """Turn validation counts into one clear :class:`InputError` (or nothing if all is well)."""
+    """Turn validation counts into one clear :class:`InputError` (or nothing if all is well).
+
+    ``frame`` is the typed selection of :func:`~.read.typed_selection` (``_t{j}`` / ``_r{j}``
+    for ``columns[j]``), read only here, on the error path.
+    """
     if counts.rows == 0:
         raise InputError(f"{source}: no data rows (empty input or header only)")
     if counts.ragged:
         raise InputError(
             f"{source}: {counts.ragged} of {counts.rows} rows have a different number of fields "
-            f"than the header (ragged rows)"
+            f"than the header (ragged rows){hint}"
         )
     for j, name in enumerate(columns):
         if counts.nulls[j]:
-            detail = _describe_nulls(frame, name) if frame is not None else "missing or non-numeric"
+            detail = _describe_nulls(frame, j) if frame is not None else "missing or non-numeric"
             raise InputError(
                 f"{source}: column '{name}' has {counts.nulls[j]} {detail} value(s) "
-                f"in {counts.rows} rows"
+                f"in {counts.rows} rows{hint}"
             )
     for j, name in enumerate(columns):
         if counts.nonfinite[j]:
@@ -102,11 +108,22 @@ def check_counts(
             f"{source}: weight column '{weight}' has {counts.negative_weights} negative value(s) "
             f"in {counts.rows} rows"
         )
+    if weight is not None:
+        if counts.weight_total == 0:
+            raise InputError(
+                f"{source}: weight column '{weight}': weights sum to zero "
+                f"(every one of the {counts.rows} rows has weight 0)"
+            )
+        if not np.isfinite(counts.weight_total):
+            raise InputError(
+                f"{source}: weight column '{weight}': the weights' sum overflows float64; "
+                "rescale the column (only relative weights matter)"
+            )
 
 
-def _describe_nulls(frame: DataFrame, name: str) -> str:
+def _describe_nulls(frame: DataFrame, j: int) -> str:
     """On the error path only: tell empty cells from non-numeric text, with an example."""
-    raw, typed = F.col(f"`__raw_{name}`"), F.col(f"`{name}`")
+    raw, typed = F.col(f"_r{j}"), F.col(f"_t{j}")
     is_empty = raw.isNull() | (F.trim(raw.cast("string")) == "")
     row = (
         frame.where(typed.isNull())

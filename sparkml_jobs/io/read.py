@@ -5,6 +5,23 @@ double in the JVM (``try_cast``: a non-numeric cell becomes null, never an excep
 ``mapInArrow`` packs Arrow batches into one binary value per block → ``np.frombuffer`` on the RDD
 side. Every block carries its own validation counts (nulls, NaN/inf, ragged rows per column), so the
 first pass over the data that computes anything also validates it, at no extra read.
+
+What is refused before any pass, in one line naming the column or file: a file that is not text
+for a text format (a Parquet file read as CSV says so); duplicate CSV header names (Spark would
+rename them ``a0``, ``a1``); columns whose type is not a number — ``date``, ``timestamp``,
+``timestamp_ntz``, structs, arrays, maps, binary (a time is refused, not silently turned into
+epoch seconds: its unit and origin are the user's choice, so convert it before the job); a LIBSVM
+input whose dense width (its largest feature index) would need more than
+:data:`MAX_DENSE_FEATURES` columns or :data:`MAX_DENSE_BYTES` of memory. Booleans count as 0/1.
+
+Any column name a CSV or Parquet file can hold works: every reference to a user's column goes
+through :func:`col` (backtick quoting, backticks doubled), and internal columns are positional
+aliases (``_0``, ``_1``, …) that cannot clash with the user's names. CSV inputs up to
+:data:`MULTILINE_MAX_BYTES` are parsed with Spark's ``multiLine`` option, so a quoted field may
+hold a line break; larger inputs are read line by line in parallel splits (``multiLine`` makes a
+file one task), and a record that spans lines is then reported (Spark pads its halves into
+ragged rows or missing values) with that hint. A quote
+inside a quoted field is doubled (RFC 4180, as Excel, pandas and Python's ``csv`` write it).
 """
 
 from __future__ import annotations
@@ -32,12 +49,18 @@ from sparkml_jobs.io.blocks import (
     group_batches,
 )
 from sparkml_jobs.io.dataset import BlockData, check_counts
+from sparkml_jobs.io.sniff import hadoop_fs, sniff
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("csv", "parquet", "libsvm")
 TABLE = "table"  # the pseudo-format of --input-table: the source is a catalog table name
-CORRUPT = "_corrupt_record"
+CORRUPT = "_corrupt_record"  # the preferred name; a fresh one if the data has a column so named
+ROLE_KEY = "sparkml_jobs"  # schema metadata marking the corrupt-record column
+MULTILINE_MAX_BYTES = 128 * 2**20
+MAX_DENSE_FEATURES = 16_384  # the widest design measured (8,192 features) times two
+MAX_DENSE_BYTES = 8 * 2**30
+_NUMERIC = (T.NumericType, T.BooleanType, T.StringType)
 
 
 def _arrow_batches_to_blocks(columns: list[str], has_ragged: bool, block_rows: int):
@@ -88,11 +111,19 @@ def _arrow_rdd_blocks(selected: DataFrame, columns: list[str], has_ragged: bool,
 # --------------------------------------------------------------------------- reading sources
 
 
+def quote(name: str) -> str:
+    """``name`` as a Spark SQL identifier: in backticks, a backtick inside doubled."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def col(name: str) -> F.Column:
+    """The user's column ``name``, whatever it holds (dots, spaces, backticks, unicode)."""
+    return F.col(quote(name))
+
+
 def path_exists(spark: SparkSession, path: str) -> bool:
     """Whether ``path`` (local or any Hadoop file system URI, globs allowed) exists."""
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, hadoop_path = hadoop_fs(spark, path)
     statuses = fs.globStatus(hadoop_path)
     return statuses is not None and len(statuses) > 0
 
@@ -102,7 +133,8 @@ def read_source(
 ) -> DataFrame:
     """Read ``path`` with Spark's reader for ``fmt``; CSV columns arrive as strings.
 
-    A CSV gets an extra ``_corrupt_record`` column so ragged rows are counted, not silently padded.
+    A CSV gets an extra corrupt-record column (see :func:`corrupt_column`) so ragged rows are
+    counted, not silently padded.
     """
     if fmt == TABLE:
         return read_table(spark, path)
@@ -111,35 +143,12 @@ def read_source(
     if not path_exists(spark, path):
         raise InputError(f"input path not found: {path}")
     try:
+        size = sniff(spark, path, fmt)
         if fmt == "csv":
-            header = spark.read.option("header", True).option("sep", delimiter).csv(path)
-            if not header.columns:
-                raise InputError(f"{path}: empty input (no header, no rows)")
-            schema = T.StructType(
-                [T.StructField(c, T.StringType()) for c in header.columns]
-                + [T.StructField(CORRUPT, T.StringType())]
-            )
-            return (
-                spark.read.option("header", True)
-                .option("sep", delimiter)
-                .option("mode", "PERMISSIVE")
-                .option("columnNameOfCorruptRecord", CORRUPT)
-                .schema(schema)
-                .csv(path)
-            )
+            return _read_csv(spark, path, delimiter, multiline=size <= MULTILINE_MAX_BYTES)
         if fmt == "parquet":
             return spark.read.parquet(path)
-        reader = spark.read.format("libsvm")
-        if n_features is not None:
-            reader = reader.option("numFeatures", n_features)
-        frame = reader.load(path)
-        from pyspark.ml.functions import vector_to_array
-
-        width = n_features or frame.select(F.max(F.size(vector_to_array("features")))).first()[0]
-        if width is None:
-            raise InputError(f"{path}: empty input (no rows)")
-        array = vector_to_array("features")
-        return frame.select(F.col("label"), *[array[i].alias(f"f{i + 1}") for i in range(width)])
+        return _read_libsvm(spark, path, n_features)
     except InputError:
         raise
     except Exception as exc:  # Spark's reader errors: corrupt files, unreadable schema, …
@@ -158,6 +167,96 @@ def read_table(spark: SparkSession, name: str) -> DataFrame:
         raise InputError(f"table {name}: cannot read: {spark_error_line(exc)}") from exc
 
 
+def _read_csv(spark: SparkSession, path: str, delimiter: str, *, multiline: bool) -> DataFrame:
+    def reader(header: bool):
+        # escape '"': a quote inside a quoted field is doubled (RFC 4180: Excel, pandas, csv)
+        options = {"header": header, "sep": delimiter, "multiLine": multiline, "escape": '"'}
+        return spark.read.options(**options)
+
+    names = reader(True).csv(path).columns
+    if not names:
+        raise InputError(f"{path}: empty input (no header, no rows)")
+    if _maybe_renamed(names):  # Spark renames duplicates a0, a1: look at the real header
+        raw = reader(False).csv(path).first()
+        _check_duplicates(path, [v for v in (raw or []) if v is not None])
+    corrupt = fresh_name(CORRUPT, names)
+    schema = T.StructType(
+        [T.StructField(c, T.StringType()) for c in names]
+        + [
+            T.StructField(
+                corrupt,
+                T.StringType(),
+                metadata={ROLE_KEY: "corrupt_record", "multiline": multiline},
+            )
+        ]
+    )
+    frame = (
+        reader(True)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", corrupt)
+        .schema(schema)
+        .csv(path)
+    )
+    return frame
+
+
+def _maybe_renamed(names: list[str]) -> bool:
+    """Whether two names look like Spark's renaming of a duplicate (``name`` + its position)."""
+    bases = [n[: -len(str(i))].lower() for i, n in enumerate(names) if n.endswith(str(i))]
+    return len(bases) != len(set(bases))
+
+
+def _check_duplicates(path: str, header: list[str]) -> None:
+    seen: dict[str, str] = {}
+    for name in header:
+        key = name.lower()  # Spark resolves column names ignoring case
+        if key in seen:
+            same = "" if seen[key] == name else f" (as '{seen[key]}': names ignore case)"
+            raise InputError(f"{path}: duplicate column name '{name}' in the header{same}")
+        seen[key] = name
+
+
+def _read_libsvm(spark: SparkSession, path: str, n_features: int | None) -> DataFrame:
+    """LIBSVM → label + dense ``f1…fN``, refused up front when N or the dense size is too big.
+
+    Spark's reader finds the largest feature index itself (one JVM pass over the text) and
+    records it in the schema; the dense projection is only built once that width is known safe.
+    """
+    from pyspark.ml.functions import vector_to_array
+
+    reader = spark.read.format("libsvm")
+    if n_features is not None:
+        reader = reader.option("numFeatures", n_features)
+    frame = reader.load(path)
+    metadata = frame.schema["features"].metadata
+    width = (
+        n_features or metadata.get("numFeatures") or metadata.get("ml_attr", {}).get("num_attrs")
+    )
+    if width is None:
+        width = frame.select(F.max(F.size(vector_to_array("features")))).first()[0]
+    if not width:
+        raise InputError(f"{path}: empty input (no rows)")
+    rows = frame.count() if width > 64 else 0
+    needed = rows * width * 8
+    if width > MAX_DENSE_FEATURES or needed > MAX_DENSE_BYTES:
+        raise InputError(
+            f"{path}: LIBSVM feature indices go up to {width}: the dense data would be {rows} rows"
+            f" x {width} features = {_size(needed)} (8 bytes a value); the limits are "
+            f"{MAX_DENSE_FEATURES} features and {_size(MAX_DENSE_BYTES)} (sparse input is not "
+            "supported: select or hash the features first)"
+        )
+    array = vector_to_array("features")
+    return frame.select(F.col("label"), *[array[i].alias(f"f{i + 1}") for i in range(width)])
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
 def spark_error_line(exc: BaseException) -> str:
     """The informative line of a Spark/Py4J error: the root Java cause, not 'error calling o310'."""
     java = getattr(exc, "java_exception", None)
@@ -168,11 +267,30 @@ def spark_error_line(exc: BaseException) -> str:
         text = str(cause.toString())
     else:
         text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
+    return "".join(c if c.isprintable() else "?" for c in text.splitlines()[0][:300])
+
+
+def corrupt_column(frame: DataFrame) -> str | None:
+    """The name of the corrupt-record column :func:`read_source` added to a CSV, if any."""
+    for field in frame.schema.fields:
+        if field.metadata.get(ROLE_KEY) == "corrupt_record":
+            return field.name
+    return None
 
 
 def data_columns(frame: DataFrame) -> list[str]:
-    return [c for c in frame.columns if c != CORRUPT]
+    corrupt = corrupt_column(frame)
+    return [c for c in frame.columns if c != corrupt]
+
+
+def fresh_name(base: str, taken: list[str]) -> str:
+    """``base``, or ``base_1``, ``base_2``…: the first no name in ``taken`` equals (any case)."""
+    lowered = {t.lower() for t in taken}
+    name, i = base, 0
+    while name.lower() in lowered:
+        i += 1
+        name = f"{base}_{i}"
+    return name
 
 
 def resolve_columns(
@@ -183,13 +301,17 @@ def resolve_columns(
     features: list[str] | None,
     weight: str | None = None,
 ) -> list[str]:
-    """Check the requested columns exist; default features are every column but label/weight."""
+    """Check the requested columns exist and are numeric; default features are every column but
+    label/weight."""
     available = data_columns(frame)
     for role, name in (("label", label), ("weight", weight)):
         if name is not None and name not in available:
             raise InputError(
                 f"{source}: unknown {role} column '{name}' (columns: {', '.join(available)})"
             )
+    if weight is not None and weight == label:
+        raise InputError(f"{source}: the weight column '{weight}' is also the label")
+    default = features is None
     if features is None:
         features = [c for c in available if c not in (label, weight)]
     unknown = [c for c in features if c not in available]
@@ -202,14 +324,43 @@ def resolve_columns(
         raise InputError(f"{source}: a feature column is listed twice: {', '.join(features)}")
     if label is not None and label in features:
         raise InputError(f"{source}: the label '{label}' is also listed as a feature")
+    if weight is not None and weight in features:
+        raise InputError(f"{source}: the weight column '{weight}' is also listed as a feature")
     if not features:
         raise InputError(f"{source}: no feature columns to use")
+    _check_types(frame, source, features, label, weight, default)
     return features
+
+
+def _check_types(frame, source, features, label, weight, default: bool) -> None:
+    types = {f.name: f.dataType for f in frame.schema.fields}
+    roles = [(c, "feature") for c in features] + [
+        (c, role) for c, role in ((label, "label"), (weight, "weight")) if c is not None
+    ]
+    for name, role in roles:
+        if not isinstance(types[name], _NUMERIC):
+            how = (
+                "--features can exclude it (the default uses every column but label and weight)"
+                if default and role == "feature"
+                else f"choose another {role} column"
+            )
+            raise InputError(
+                f"{source}: {role} column '{name}' has type {types[name].simpleString()}, "
+                f"not a number; {how}"
+            )
 
 
 def as_double(name: str) -> F.Column:
     """Cast a column to double in the JVM; text that is not a number becomes null (counted)."""
-    return F.col(f"`{name}`").try_cast("double")
+    return col(name).try_cast("double")
+
+
+def typed_selection(frame: DataFrame, columns: list[str]) -> DataFrame:
+    """The diagnostics frame of :func:`~.dataset.check_counts`: ``_t{j}`` double, ``_r{j}`` raw."""
+    return frame.select(
+        *[as_double(c).alias(f"_t{j}") for j, c in enumerate(columns)],
+        *[col(c).alias(f"_r{j}") for j, c in enumerate(columns)],
+    )
 
 
 def to_blocks(
@@ -226,25 +377,38 @@ def to_blocks(
     columns = features + [c for c in (label, weight) if c is not None]
     # wide data: fewer rows per block, so a block (and its Gram) stays within memory
     block_rows = max(256, min(block_rows, BLOCK_BYTES // (8 * len(columns))))
-    has_ragged = CORRUPT in frame.columns
+    corrupt = corrupt_column(frame)
+    has_ragged = corrupt is not None
     if num_partitions is not None and num_partitions != frame.rdd.getNumPartitions():
         frame = frame.repartition(num_partitions)
-    typed = frame.select(
-        *[as_double(c).alias(c) for c in columns],
-        *[F.col(f"`{c}`").alias(f"__raw_{c}") for c in columns],
-        *([F.col(CORRUPT).isNotNull().cast("int").alias(RAGGED)] if has_ragged else []),
+    # positional names: the user's names never reach Arrow or a select by string
+    positional = [f"_{j}" for j in range(len(columns))]
+    selected = frame.select(
+        *[as_double(c).alias(p) for c, p in zip(columns, positional, strict=True)],
+        *([col(corrupt).isNotNull().cast("int").alias(RAGGED)] if has_ragged else []),
     )
-    selected = typed.select(*columns, *([RAGGED] if has_ragged else []))
-    blocks = _arrow_rdd_blocks(selected, columns, has_ragged, block_rows)
+    blocks = _arrow_rdd_blocks(selected, positional, has_ragged, block_rows)
     if blocks is None:
         packed = selected.mapInArrow(
-            _arrow_batches_to_blocks(columns, has_ragged, block_rows),
+            _arrow_batches_to_blocks(positional, has_ragged, block_rows),
             T.StructType([T.StructField("block", T.BinaryType())]),
         )
         blocks = packed.rdd.map(lambda row: decode_block(row[0]))
     return BlockData(
-        blocks=blocks, features=features, label=label, weight=weight, source=source, frame=typed
+        blocks=blocks,
+        features=features,
+        label=label,
+        weight=weight,
+        source=source,
+        frame=typed_selection(frame, columns),
+        hint="" if not has_ragged or frame.schema[corrupt].metadata["multiline"] else LINE_HINT,
     )
+
+
+LINE_HINT = (
+    f" (inputs over {MULTILINE_MAX_BYTES // 2**20} MiB are read line by line: "
+    "a quoted field holding a line break splits its record)"
+)
 
 
 def load(
@@ -279,9 +443,10 @@ def read_for_scoring(
     """Read the input for scoring and check its feature columns (JVM-side counts only)."""
     frame = read_source(spark, path, fmt, delimiter=delimiter)
     resolve_columns(frame, path, label=None, features=features)
+    corrupt = corrupt_column(frame)
     checks = [F.count(F.lit(1)).alias("rows")]
-    if CORRUPT in frame.columns:
-        checks.append(F.sum(F.col(CORRUPT).isNotNull().cast("int")).alias("ragged"))
+    if corrupt is not None:
+        checks.append(F.sum(col(corrupt).isNotNull().cast("int")).alias("ragged"))
     for j, name in enumerate(features):
         typed = as_double(name)
         checks.append(F.sum(typed.isNull().cast("int")).alias(f"n{j}"))
@@ -295,13 +460,9 @@ def read_for_scoring(
         rows=row["rows"],
         nulls=np.array([row[f"n{j}"] or 0 for j in range(len(features))]),
         nonfinite=np.array([row[f"f{j}"] or 0 for j in range(len(features))]),
-        ragged=(row["ragged"] or 0) if CORRUPT in frame.columns else 0,
+        ragged=(row["ragged"] or 0) if corrupt is not None else 0,
     )
-    typed_frame = frame.select(
-        *[as_double(c).alias(c) for c in features],
-        *[F.col(f"`{c}`").alias(f"__raw_{c}") for c in features],
-    )
-    check_counts(counts, features, path, typed_frame)
-    if CORRUPT in frame.columns:
-        frame = frame.drop(CORRUPT)
+    check_counts(counts, features, path, typed_selection(frame, features))
+    if corrupt is not None:
+        frame = frame.drop(col(corrupt))
     return frame
