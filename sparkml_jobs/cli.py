@@ -146,6 +146,14 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--driver-memory", help="driver JVM heap, e.g. 8g (in-process runs; spark-submit's own)"
     )
+    parser.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        metavar="EXPERIMENT",
+        help="log params, metrics and artifacts to MLflow (experiment default: "
+        "$MLFLOW_EXPERIMENT_NAME or sparkml-jobs; needs the 'mlflow' extra)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, tracebacks")
 
 
@@ -269,7 +277,8 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     kfit.add_argument(
         "--init",
         default="k-means||",
-        help="k-means|| (default) | k-means++ | random | PATH of a CSV of k centres",
+        help="k-means|| (default) | k-means++ | random | PATH of a CSV of k centres | "
+        "spark-ml:DIR of a Spark ML KMeansModel",
     )
     kfit.add_argument("--max-iter", type=_positive_int, default=20)
     kfit.add_argument("--tol", type=_tolerance, default=1e-4)
@@ -319,6 +328,18 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     demo.add_argument("--data-dir", default=str(Path(__file__).resolve().parent.parent / "data"))
     demo.add_argument("--output", help="where to write the demo models (default: a temp dir)")
     actions["demo"] = demo
+    export = algos.add_parser(
+        "export", help="write a saved model in another library's format (Spark ML)"
+    )
+    export.add_argument("--model", required=True, help="our model directory")
+    export.add_argument(
+        "--to",
+        required=True,
+        choices=["spark-ml"],
+        help="spark-ml: a directory pyspark.ml's LinearRegressionModel/KMeansModel.load opens",
+    )
+    _add_output(export)
+    actions["export"] = export
     for sub in actions.values():
         _add_common(sub)
     return parser, actions
@@ -390,12 +411,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parse_args(argv)
         verbose = args.verbose  # verbose = true may come from the config file
         configure_logging(verbose)
-        key = "demo" if args.algo == "demo" else f"{args.algo} {args.action}"
-        from sparkml_jobs import jobs  # after parsing: a usage error costs no Spark import
+        key = args.algo if args.algo in ("demo", "export") else f"{args.algo} {args.action}"
+        # after parsing: a usage error costs no Spark import
+        from sparkml_jobs import jobs, tracking
         from sparkml_jobs.io import persist
 
         try:
-            result = jobs.ACTIONS[key](args)
+            result = tracking.run_action(key, args, jobs.ACTIONS[key])
         finally:
             progress.end_line()  # results and error messages start on a fresh line
         persist.write_json(getattr(args, "metrics_json", None), result)

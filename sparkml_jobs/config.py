@@ -200,7 +200,7 @@ def with_config(
     """
     argv = list(argv)
     path = config_path(argv)
-    words = 1 if argv[:1] == ["demo"] else 2
+    words = 1 if argv[:1] in (["demo"], ["export"]) else 2
     parser = parsers.get(" ".join(argv[:words]))
     if path is None or parser is None:
         return argv

@@ -24,7 +24,7 @@ from sparkml_jobs import progress
 from sparkml_jobs.clustering import sweep
 from sparkml_jobs.clustering.estimator import INITS, KMeans
 from sparkml_jobs.errors import InputError
-from sparkml_jobs.io import filesystem, models, persist, read
+from sparkml_jobs.io import filesystem, models, persist, read, sparkml
 from sparkml_jobs.regression.estimator import LinearRegression
 from sparkml_jobs.regression.estimator import update as update_linreg
 from sparkml_jobs.reporting import figures, pages, tables
@@ -97,6 +97,8 @@ def check_outputs(args: argparse.Namespace) -> None:
     outputs = [(flag, named(flag)) for flag in ("--output", "--report", "--metrics-json")]
     outputs = [(flag, value, fs.qualify(value)) for flag, value in outputs if value]
     sources = [(flag, named(flag)) for flag in ("--input", "--subtract", "--model", "--init")]
+    # --init spark-ml:DIR names the directory DIR
+    sources = [(f, v and v.removeprefix(sparkml.INIT_PREFIX)) for f, v in sources]
     sources = [
         (flag, fs.qualify(value))
         for flag, value in sources
@@ -210,7 +212,7 @@ def linreg_update(args: argparse.Namespace) -> dict[str, Any]:
 def linreg_predict(args: argparse.Namespace) -> dict[str, Any]:
 
     spark = _session(args)
-    model = models.load_linreg(args.model)
+    model = sparkml.load_linreg(args.model, args.features)  # ours or a Spark ML model
     frame = read.read_for_scoring(
         spark, args.input, args.format, model.features, delimiter=args.delimiter
     )
@@ -290,12 +292,18 @@ def kmeans_fit(args: argparse.Namespace) -> dict[str, Any]:
     )
     KMeans(**options)  # validate the parameters before starting Spark
     spark = _session(args)
-    if given and not filesystem.current().exists(args.init):
+    from_spark_ml = args.init.startswith(sparkml.INIT_PREFIX)
+    init_path = args.init.removeprefix(sparkml.INIT_PREFIX)
+    if given and not filesystem.current().exists(init_path):
         raise InputError(
-            f"--init must be one of {', '.join(INITS)} or an existing CSV file, got {args.init!r}"
+            f"--init must be one of {', '.join(INITS)}, an existing CSV file or "
+            f"{sparkml.INIT_PREFIX}DIR (a Spark ML KMeansModel), got {args.init!r}"
         )
     data = _load(spark, args, label=None, features=args.features, weight=args.weight_col)
-    centers = read_centers_file(spark, args.init, data.features, args.k) if given else None
+    if from_spark_ml:
+        centers = sparkml.initial_centers(init_path, data.features, args.k)
+    else:
+        centers = read_centers_file(spark, args.init, data.features, args.k) if given else None
     model = KMeans(**options, initial_centers=centers).fit(data)
     models.save_kmeans(model, args.output, args.overwrite)
     log.info("model saved to %s", args.output)
@@ -307,7 +315,7 @@ def kmeans_fit(args: argparse.Namespace) -> dict[str, Any]:
 def kmeans_predict(args: argparse.Namespace) -> dict[str, Any]:
 
     spark = _session(args)
-    model = models.load_kmeans(args.model)
+    model = sparkml.load_kmeans(args.model, args.features)  # ours or a Spark ML KMeansModel
     frame = read.read_for_scoring(
         spark, args.input, args.format, model.features, delimiter=args.delimiter
     )
@@ -403,6 +411,14 @@ def demo(args: argparse.Namespace) -> dict[str, Any]:
     return run_demo(args)
 
 
+def export(args: argparse.Namespace) -> dict[str, Any]:
+    """``export --model DIR --to spark-ml --output DIR2``: a Spark ML model directory."""
+    _session(args)
+    result = sparkml.export(args.model, args.output, args.overwrite, to=args.to)
+    print(f"{result['class']} written to {args.output}")
+    return result
+
+
 ACTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "linreg fit": linreg_fit,
     "linreg update": linreg_update,
@@ -413,4 +429,5 @@ ACTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "kmeans sweep": kmeans_sweep,
     "kmeans evaluate": kmeans_evaluate,
     "demo": demo,
+    "export": export,
 }
