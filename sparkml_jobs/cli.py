@@ -90,6 +90,16 @@ def _tolerance(text: str) -> float:
     return value
 
 
+def _level(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text!r}")
+    return value
+
+
 def _delimiter(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("must not be empty")
@@ -206,6 +216,16 @@ def _add_report(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_handle_unknown(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--handle-unknown",
+        choices=["error", "zero"],
+        default="error",
+        help="a categorical level not seen in training: error (default, exit 2) or zero "
+        "(all-zero dummies; the rows are counted in the metrics)",
+    )
+
+
 def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     parser = UsageParser(prog="sparkml-jobs", description=__doc__.splitlines()[0])
     algos = parser.add_subparsers(dest="algo", required=True, parser_class=UsageParser)
@@ -217,6 +237,18 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     _add_input(fit, label=True)
     _add_output(fit)
     fit.add_argument("--no-intercept", dest="fit_intercept", action="store_false")
+    fit.add_argument(
+        "--formula",
+        help="model formula, as statsmodels/patsy: 'log(y) ~ a + b + I(b**2) + group + a:group' "
+        "(text and boolean columns are categorical, treatment coded; instead of --label and "
+        "--features)",
+    )
+    fit.add_argument(
+        "--max-levels",
+        type=_positive_int,
+        default=1000,
+        help="refuse a categorical column with more distinct values (default 1000)",
+    )
     fit.add_argument(
         "--reg-param",
         type=_penalty_list,
@@ -260,11 +292,20 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     predict.add_argument("--model", required=True)
     _add_input(predict, label=False)
     _add_output(predict, table=True)
+    _add_handle_unknown(predict)
+    predict.add_argument(
+        "--interval",
+        choices=["confidence", "prediction"],
+        help="add 'lower' and 'upper': the interval of the mean (confidence) or of a new "
+        "observation (prediction), as statsmodels' summary_frame",
+    )
+    predict.add_argument("--level", type=_level, default=0.95, help="interval level (default 0.95)")
     evaluate = linreg_actions.add_parser(
         "evaluate", help="metrics of a saved model on labelled data"
     )
     evaluate.add_argument("--model", required=True)
     _add_input(evaluate, label=True)
+    _add_handle_unknown(evaluate)
     actions.update({"linreg fit": fit, "linreg predict": predict, "linreg evaluate": evaluate})
 
     kmeans = algos.add_parser("kmeans", help="k-means (Lloyd over a cached RDD)")
@@ -361,6 +402,19 @@ def check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--weight-col {weight!r} is also the label")
     if weight is not None and weight in features:
         raise InputError(f"--weight-col {weight!r} is also listed in --features")
+    if getattr(args, "formula", None):
+        for flag, given in (
+            ("--label", label is not None),
+            ("--features", bool(features)),
+            ("--no-intercept", not args.fit_intercept),
+        ):
+            if given:
+                raise InputError(
+                    f"--formula and {flag}: the formula names the label and terms "
+                    "('y ~ a + b', '- 1' for no intercept)"
+                )
+    if getattr(args, "interval", None) is None and getattr(args, "level", 0.95) != 0.95:
+        raise InputError("--level needs --interval confidence|prediction")
     if len(getattr(args, "reg_param", [])) > 1 and args.cv < 2:
         raise InputError("a list of --reg-param values needs --cv K (K >= 2) to choose among them")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import logging
 import tempfile
@@ -24,7 +25,9 @@ from sparkml_jobs import progress
 from sparkml_jobs.clustering import sweep
 from sparkml_jobs.clustering.estimator import INITS, KMeans
 from sparkml_jobs.errors import InputError
+from sparkml_jobs.io import design as encoding
 from sparkml_jobs.io import filesystem, models, persist, read, sparkml
+from sparkml_jobs.regression import formula as fm
 from sparkml_jobs.regression.estimator import LinearRegression
 from sparkml_jobs.regression.estimator import update as update_linreg
 from sparkml_jobs.reporting import figures, pages, tables
@@ -158,23 +161,75 @@ def linreg_fit(args: argparse.Namespace) -> dict[str, Any]:
         refine=args.refine,
         residual_pass=args.residual_pass,
     )
-    if args.label is None:
+    if args.label is None and not args.formula:
         if args.format == "libsvm":
             args.label = "label"
         else:
-            raise InputError("linreg fit needs --label NAME")
+            raise InputError("linreg fit needs --label NAME (or --formula 'y ~ ...')")
     spark = _session(args)
-    data = _load(spark, args, label=args.label, features=args.features, weight=args.weight_col)
+    data, design = _linreg_fit_data(spark, args)
+    if design is not None:  # a formula says itself whether it has an intercept ('- 1')
+        estimator = dataclasses.replace(estimator, fit_intercept=design.fit_intercept)
     log.info("fitting linear regression on %s (%d features)", args.input, data.n_features)
     if args.cv:
         model = estimator.fit_cv(data, args.reg_param, args.cv)
     else:
         model = estimator.fit(data)
+    model = dataclasses.replace(model, design=design)
     models.save_linreg(model, args.output, args.overwrite)
     log.info("model saved to %s", args.output)
     print(tables.linreg_table(model))
     _write_report(args, model)
     return tables.linreg_metrics(model)
+
+
+def _linreg_fit_data(spark, args: argparse.Namespace):
+    """(BlockData, design): a --formula, or --features with a text or boolean column, is
+    encoded (levels found in one scan); plain numeric features take the direct path."""
+    frame = read.read_source(spark, args.input, args.format, delimiter=args.delimiter)
+    if args.formula:
+        formula = fm.parse(args.formula)
+    else:
+        features = args.features or [
+            c for c in read.data_columns(frame) if c not in (args.label, args.weight_col)
+        ]
+        if not encoding.has_categories(frame, features):
+            weight = args.weight_col
+            return _load(spark, args, label=args.label, features=args.features, weight=weight), None
+        formula = fm.from_columns(args.label, features, args.fit_intercept)
+    design = encoding.fit_design(
+        frame,
+        formula,
+        args.input,
+        max_levels=args.max_levels,
+        handle_invalid=getattr(args, "handle_invalid", "error"),
+    )
+    for name, levels in design.levels.items():
+        log.info("categorical %s: %d levels, reference %r", name, len(levels), levels[0])
+    data = encoding.to_data(
+        frame, design, args.input, weight=args.weight_col, num_partitions=args.partitions
+    )
+    return data, design
+
+
+def _encoded_input(spark, args: argparse.Namespace, model, path: str, handle_unknown: str):
+    """(frame, unseen levels) of a formula model's input, its levels checked."""
+    frame = read.read_source(spark, path, args.format, delimiter=args.delimiter)
+    unseen = encoding.check_levels(
+        frame,
+        model.design,
+        path,
+        handle_unknown=handle_unknown,
+        handle_invalid=getattr(args, "handle_invalid", "error"),
+    )
+    for column, found in unseen.items():
+        log.info(
+            "column '%s': %d rows with %d unseen level(s) get all-zero dummies",
+            column,
+            found["rows"],
+            found["levels"],
+        )
+    return frame, unseen
 
 
 def linreg_update(args: argparse.Namespace) -> dict[str, Any]:
@@ -191,6 +246,11 @@ def linreg_update(args: argparse.Namespace) -> dict[str, Any]:
     def part(path: str | None):
         if path is None:
             return None
+        if model.design is not None:  # new rows cannot bring new levels: no column for them
+            frame, _ = _encoded_input(spark, args, model, path, "error")
+            return encoding.to_data(
+                frame, model.design, path, weight=model.weight_col, num_partitions=args.partitions
+            )
         return read.load(
             spark,
             path,
@@ -213,10 +273,23 @@ def linreg_predict(args: argparse.Namespace) -> dict[str, Any]:
 
     spark = _session(args)
     model = sparkml.load_linreg(args.model, args.features)  # ours or a Spark ML model
-    frame = read.read_for_scoring(
-        spark, args.input, args.format, model.features, delimiter=args.delimiter
-    )
-    return write_predictions(spark, args, model.predict(frame))
+    options = dict(interval=args.interval, level=args.level)
+    if model.design is None:
+        frame = read.read_for_scoring(
+            spark, args.input, args.format, model.features, delimiter=args.delimiter
+        )
+        return write_predictions(spark, args, model.predict(frame, **options))
+    numbers = encoding.numeric_inputs(model.design)
+    if numbers:  # the numeric inputs checked as before (nulls, text, NaN, ragged rows)
+        read.read_for_scoring(spark, args.input, args.format, numbers, delimiter=args.delimiter)
+    frame, unseen = _encoded_input(spark, args, model, args.input, args.handle_unknown)
+    corrupt = read.corrupt_column(frame)
+    if corrupt is not None:
+        frame = frame.drop(read.col(corrupt))
+    frame, hidden = encoding.for_scoring(frame, model.design)
+    scored = model.predict(frame, columns=hidden, **options).drop(*hidden)
+    result = write_predictions(spark, args, scored)
+    return {**result, **({"unknown_levels": unseen} if unseen else {})}
 
 
 def linreg_evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -226,8 +299,19 @@ def linreg_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     label = args.label or model.label
     if label is None:
         raise InputError("evaluation needs --label (the model has none recorded)")
-    data = _load(spark, args, label=label, features=model.features, weight=args.weight_col)
+    unseen = {}
+    if model.design is not None:
+        if label != model.label:
+            raise InputError(f"the model's formula has the label {model.label!r}, not {label!r}")
+        frame, unseen = _encoded_input(spark, args, model, args.input, args.handle_unknown)
+        data = encoding.to_data(
+            frame, model.design, args.input, weight=args.weight_col, num_partitions=args.partitions
+        )
+    else:
+        data = _load(spark, args, label=label, features=model.features, weight=args.weight_col)
     metrics = model.evaluate(data)
+    if unseen:
+        metrics["unknown_levels"] = unseen
     print(persist.dumps(metrics), end="")  # the --metrics-json text: null, never NaN
     return metrics
 

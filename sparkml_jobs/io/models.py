@@ -12,6 +12,7 @@ import numpy as np
 from sparkml_jobs.clustering.estimator import DISTANCES, KMeansModel, KMeansSummary
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io import persist
+from sparkml_jobs.regression import formula as fm
 from sparkml_jobs.regression import stats as st
 from sparkml_jobs.regression import tsqr
 from sparkml_jobs.regression.estimator import (
@@ -22,6 +23,10 @@ from sparkml_jobs.regression.estimator import (
 
 LINREG_KIND = "linear_regression"
 KMEANS_KIND = "kmeans"
+# format_version 2: a linear model with an "encoding" (formula, categorical levels). Only such
+# models are written as version 2, so every model an older version could use stays version 1,
+# and an older version refuses a formula model instead of asking for columns named "cut[T.Good]".
+LINREG_ENCODED_VERSION = 2
 
 
 def save_linreg(model: LinearRegressionModel, path: str, overwrite: bool = False) -> None:
@@ -46,14 +51,30 @@ def save_linreg(model: LinearRegressionModel, path: str, overwrite: bool = False
         r = np.zeros((width, width))
         r[: model.factor.r.shape[0]] = model.factor.r
         arrays["r_factor"] = r
-    persist.write_model_dir(path, document, arrays, overwrite)
+    version = persist.FORMAT_VERSION
+    if model.design is not None:
+        document["encoding"] = fm.to_dict(model.design)
+        version = LINREG_ENCODED_VERSION
+    persist.write_model_dir(path, document, arrays, overwrite, format_version=version)
 
 
 def load_linreg(path: str) -> LinearRegressionModel:
     """Load a saved model without Spark, checking every field (a tampered file is rejected)."""
 
-    doc, where = persist.read_model_dir(path, LINREG_KIND)
+    doc, where = persist.read_model_dir(
+        path, LINREG_KIND, (persist.FORMAT_VERSION, LINREG_ENCODED_VERSION)
+    )
     features = persist.string_list(doc.get("features"), where, "features")
+    design = None
+    if doc["format_version"] == LINREG_ENCODED_VERSION:
+        design = fm.from_dict(doc.get("encoding"), where / persist.MODEL_FILE)
+        persist.require(
+            design.names == features
+            and design.formula.label.name == doc.get("label")
+            and design.fit_intercept == (doc.get("params") or {}).get("fit_intercept", True),
+            where,
+            "'features', 'label' or 'params.fit_intercept' differ from what 'encoding' makes",
+        )
     p = len(features)
     coefficients = persist.float_list(doc.get("coefficients"), p, where, "coefficients", True)
     intercept = doc.get("intercept")
@@ -113,6 +134,7 @@ def load_linreg(path: str) -> LinearRegressionModel:
         stats=model_stats,
         weight_col=weight_col,
         factor=_load_factor(where, p, params, model_stats),
+        design=design,
     )
 
 

@@ -251,14 +251,18 @@ class ModelDir:
 
 
 def write_model_dir(
-    path: str, document: dict[str, Any], arrays: dict[str, np.ndarray], overwrite: bool
+    path: str,
+    document: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    overwrite: bool,
+    format_version: int = FORMAT_VERSION,
 ) -> str:
     """Write ``model.json`` (+ ``name.npy`` per array) atomically into ``path``."""
     with atomic_output(path, overwrite) as tmp:
         tmp.mkdir(parents=True)
         for name, array in arrays.items():
             np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-        (tmp / MODEL_FILE).write_text(dumps({**document, "format_version": FORMAT_VERSION}))
+        (tmp / MODEL_FILE).write_text(dumps({**document, "format_version": format_version}))
     return path
 
 
@@ -282,8 +286,11 @@ def _json_depth_ok(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
     return True
 
 
-def read_model_dir(path: str, kind: str) -> tuple[dict[str, Any], ModelDir]:
-    """Read and check ``model.json`` (and the ``.npy`` files) of a complete model directory."""
+def read_model_dir(
+    path: str, kind: str, versions: tuple[int, ...] = (FORMAT_VERSION,)
+) -> tuple[dict[str, Any], ModelDir]:
+    """Read and check ``model.json`` (and the ``.npy`` files) of a complete model directory
+    whose ``format_version`` is one of ``versions``."""
     fs = filesystem.current()
     st = fs.status(path)
     if st.kind != "dir":
@@ -312,10 +319,11 @@ def read_model_dir(path: str, kind: str) -> tuple[dict[str, Any], ModelDir]:
         raise InputError(
             f"{where / MODEL_FILE}: kind is {document.get('kind')!r}, expected {kind!r}"
         )
-    if document.get("format_version") != FORMAT_VERSION:
+    version = document.get("format_version")
+    if isinstance(version, bool) or version not in versions:
         raise InputError(
-            f"{where / MODEL_FILE}: unsupported format_version "
-            f"{document.get('format_version')!r} (this version reads {FORMAT_VERSION})"
+            f"{where / MODEL_FILE}: unsupported format_version {version!r} (this version reads "
+            f"{', '.join(map(str, versions))})"
         )
     where.document = document
     return document, where

@@ -20,7 +20,8 @@ from pyspark.sql import types as T
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io.dataset import BlockData
 from sparkml_jobs.io.score import score_frame
-from sparkml_jobs.regression import guards, tsqr
+from sparkml_jobs.regression import formula as fm
+from sparkml_jobs.regression import guards, intervals, tsqr
 from sparkml_jobs.regression import stats as st
 from sparkml_jobs.regression.passes import (
     ResidualSums,
@@ -80,18 +81,48 @@ class LinearRegressionModel:
     factor: tsqr.RFactor | None = field(default=None, repr=False)
     # (fitted, residual) pairs of a bounded sample of the training rows (not saved)
     residual_sample: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # formula models: the formula (or --features) with each categorical column's levels; the
+    # features are then the design's columns, named as statsmodels names them
+    design: fm.Design | None = field(default=None, repr=False)
 
     def predict_array(self, x: np.ndarray) -> np.ndarray:
         """Predictions for a (rows, n_features) array."""
         return x @ np.nan_to_num(self.coefficients, nan=0.0) + self.intercept
 
-    def predict(self, frame: DataFrame, output_col: str = "prediction") -> DataFrame:
-        """All columns of ``frame`` plus ``prediction``, row order kept (one ``mapInArrow``)."""
+    def predict(
+        self,
+        frame: DataFrame,
+        output_col: str = "prediction",
+        *,
+        columns: list[str] | None = None,
+        interval: str | None = None,
+        level: float = 0.95,
+    ) -> DataFrame:
+        """All columns of ``frame`` plus ``prediction``, row order kept (one ``mapInArrow``).
+
+        ``columns`` are the frame's columns holding the features (default: named as them; a
+        formula model's encoded design, see :func:`sparkml_jobs.io.design.encode`).
+        ``interval`` ("confidence" or "prediction") adds ``lower`` and ``upper`` at ``level``:
+        statsmodels' ``get_prediction().summary_frame()`` ``mean_ci_*`` / ``obs_ci_*`` (a new
+        observation has weight 1), from the saved statistics (:mod:`~.intervals`).
+        """
+        outputs = [output_col]
+        if interval is None:
+            score = lambda x: {output_col: self.predict_array(x)}  # noqa: E731
+        else:
+            state = intervals.interval_state(self, interval, level)
+            outputs += ["lower", "upper"]
+
+            def score(x: np.ndarray) -> dict[str, np.ndarray]:
+                prediction = self.predict_array(x)
+                lower, upper = state.bounds(x, prediction)
+                return {output_col: prediction, "lower": lower, "upper": upper}
+
         return score_frame(
             frame,
-            self.features,
-            lambda x: {output_col: self.predict_array(x)},
-            T.StructType([T.StructField(output_col, T.DoubleType())]),
+            columns or self.features,
+            score,
+            T.StructType([T.StructField(c, T.DoubleType()) for c in outputs]),
         )
 
     def evaluate(self, data: BlockData) -> dict[str, float]:
@@ -321,6 +352,7 @@ def update(
         stats=stats,
         weight_col=model.weight_col,
         factor=factor,
+        design=model.design,
     )
 
 
@@ -341,9 +373,12 @@ def make_summary(
     guards.check_fitted(
         sol.intercept, sol.coefficients, sol.kept, inf.std_errors, inf.df_resid, names
     )
-    tss = st.total_sum_of_squares(stats, fit_intercept)
+    # a design without an intercept column may still span the constant (a categorical coded
+    # with a column per level, 'y ~ group - 1'): R² is then centred, as statsmodels does
+    has_constant = fit_intercept or _spans_constant(stats, sol.kept)
+    tss = st.total_sum_of_squares(stats, has_constant)
     r2 = 1.0 - residuals.ssr / tss if tss > 0 else float("nan")
-    k_const = int(fit_intercept)
+    k_const = int(has_constant)
     r2_adj = (
         1.0 - (stats.n - k_const) / inf.df_resid * (1.0 - r2) if inf.df_resid > 0 else float("nan")
     )
@@ -363,3 +398,18 @@ def make_summary(
         solver=solver,
         aliased=[names[j] for j in sol.aliased],
     )
+
+
+def _spans_constant(stats: st.SufficientStats, kept: np.ndarray, tol: float = 1e-9) -> bool:
+    """Whether the kept columns (no intercept) span the constant: the weighted residual of
+    regressing 1 on them, ``1 − Σw·x̄ᵀG⁻¹x̄`` (G the uncentred Gram), is negligible."""
+    if not kept.any() or stats.w_sum <= 0:
+        return False
+    corr, _, scale = st.scaled_gram(stats, False)
+    idx = np.flatnonzero(kept)
+    mean = stats.mean[:-1][idx] / scale[idx]
+    try:
+        solved = np.linalg.solve(corr[np.ix_(idx, idx)], mean)
+    except np.linalg.LinAlgError:
+        return False
+    return 1.0 - stats.w_sum * float(mean @ solved) <= tol

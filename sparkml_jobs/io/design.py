@@ -1,0 +1,485 @@
+"""Formulas on Spark: categorical levels in one aggregation, the design as SQL column expressions.
+
+A :class:`~sparkml_jobs.regression.formula.Formula` says which factors a model has; this module
+looks at the data once to decide what each bare column is and which levels each categorical one
+takes (:func:`scan`: one exploded ``groupBy`` in the JVM, distinct values with their counts, at
+most ``max_levels + 1`` per column reach the driver), then writes every design column as a Spark
+SQL expression (:func:`design_columns`) — ``log``, ``I(b ** 2)``, ``a:group[T.x]`` become
+arithmetic and ``CASE WHEN`` on the JVM side, so the Arrow → numpy block path stays numeric.
+
+Which columns are categorical: ``C(x)`` always; a bare column when its Spark type is text or
+boolean; in a CSV (every column arrives as text) when its values are not numbers — all of them:
+a column mixing numbers and text is refused (``C(x)`` makes every value a level). Text used in
+arithmetic (``log(cut)``) is refused. Numbers follow numpy: ``log(0)`` is −inf, ``log(−1)`` and
+``0/0`` NaN, ``1/0`` inf (the validation counts then name the design column).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from sparkml_jobs.errors import InputError
+from sparkml_jobs.io import read
+from sparkml_jobs.regression import formula as fm
+
+DEFAULT_MAX_LEVELS = 1000
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+_TEXT, _NUMERIC, _NULL, _KNOWN = 0, 1, 2, 3  # what a cell is, in the scan
+ALL, SNIFF = "all", "sniff"  # scan modes: every value a level / numbers counted, not listed
+INF, NAN = float("inf"), float("nan")
+
+
+# --------------------------------------------------------------------------- the levels scan
+
+
+@dataclass(frozen=True, kw_only=True)
+class ColumnScan:
+    """One column as the scan saw it: row counts by kind and its text values (most frequent
+    first, at most ``max_levels + 1`` of them; ``distinct`` counts them all)."""
+
+    rows: int = 0
+    nulls: int = 0
+    numbers: int = 0
+    known: int = 0
+    text_rows: int = 0
+    distinct: int = 0
+    values: list[tuple[str, int]] = field(default_factory=list)
+
+
+def scan(
+    frame: DataFrame,
+    modes: dict[str, str],
+    max_levels: int,
+    known: dict[str, tuple[str, list[fm.Level]]] | None = None,
+) -> dict[str, ColumnScan]:
+    """Every requested column's values and counts, in one Spark aggregation.
+
+    ``modes[c]`` is :data:`ALL` (every value is a level) or :data:`SNIFF` (values that are
+    numbers are only counted). Columns in ``known`` (kind, levels) count the known levels
+    without listing them, so only unseen ones come back.
+    """
+    known = known or {}
+    entries = []
+    for j, name in enumerate(modes):
+        raw = read.col(name)
+        kind = F.when(raw.isNull(), _NULL)
+        if name in known:
+            kind = kind.when(is_known(name, *known[name]), _KNOWN)
+        elif modes[name] == SNIFF:
+            kind = kind.when(read.as_double(name).isNotNull(), _NUMERIC)
+        kind = kind.otherwise(_TEXT)
+        value = F.when(kind == _TEXT, raw.cast("string"))
+        entries.append(F.struct(F.lit(j).alias("j"), kind.alias("k"), value.alias("v")))
+    cells = frame.select(F.explode(F.array(*entries)).alias("e")).select("e.j", "e.k", "e.v")
+    counted = cells.groupBy("j", "k", "v").agg(F.count(F.lit(1)).alias("c"))
+    group = Window.partitionBy("j", "k")
+    ranked = counted.select(
+        "j",
+        "k",
+        "v",
+        "c",
+        F.row_number().over(group.orderBy(F.desc("c"), "v")).alias("r"),
+        F.count(F.lit(1)).over(group).alias("n"),
+        F.sum("c").over(group).alias("total"),
+    )
+    rows = ranked.where(F.col("r") <= max_levels + 1).collect()  # bounded: the driver's share
+    names = list(modes)
+    found: dict[str, dict] = {n: {"values": []} for n in names}
+    for row in sorted(rows, key=lambda r: (r["j"], r["k"], r["r"])):
+        entry = found[names[row["j"]]]
+        if row["k"] == _TEXT:
+            entry["values"].append((row["v"], row["c"]))
+            entry["distinct"], entry["text_rows"] = row["n"], row["total"]
+        else:
+            entry[{_NUMERIC: "numbers", _NULL: "nulls", _KNOWN: "known"}[row["k"]]] = row["total"]
+    scans = {}
+    for name, entry in found.items():
+        counts = {k: int(entry.get(k, 0)) for k in ("nulls", "numbers", "known", "text_rows")}
+        scans[name] = ColumnScan(
+            rows=sum(counts.values()),
+            distinct=int(entry.get("distinct", 0)),
+            values=entry["values"],
+            **counts,
+        )
+    return scans
+
+
+def is_known(name: str, kind: str, levels: list[fm.Level]) -> Column:
+    """Whether column ``name`` holds one of ``levels`` (compared as its ``kind``)."""
+    return _key(name, kind).isin([_literal(kind, v) for v in levels])
+
+
+def matches(name: str, kind: str, level: fm.Level) -> Column:
+    """Whether column ``name`` holds ``level`` (a number compared as a number, a boolean by its
+    text ``true``/``false`` in any case, text exactly)."""
+    return _key(name, kind) == F.lit(_literal(kind, level))
+
+
+def _key(name: str, kind: str) -> Column:
+    if kind == "number":
+        return read.as_double(name)
+    if kind == "boolean":
+        return F.lower(F.trim(read.col(name).cast("string")))
+    return read.col(name).cast("string")
+
+
+def _literal(kind: str, level: fm.Level):
+    if kind == "number":
+        return float(level)
+    if kind == "boolean":
+        return "true" if level else "false"
+    return level
+
+
+def levels_of(values: list[str], dtype: T.DataType, typed: bool) -> tuple[str, list[fm.Level]]:
+    """(kind, sorted levels) of a categorical column from its distinct values as text.
+
+    A typed text column (Parquet, a table) is text, as pandas reads it; a CSV column of numbers
+    gives numeric levels (integers when every value is one) and of true/false booleans.
+    """
+    if isinstance(dtype, T.BooleanType):
+        return "boolean", fm.sort_levels([v.lower() == "true" for v in values])
+    if isinstance(dtype, T.NumericType):
+        cast = int if isinstance(dtype, T.IntegralType) else float
+        return "number", fm.sort_levels([cast(v) for v in values])
+    if not typed and values and all(_NUMBER.fullmatch(v) for v in values):
+        cast = int if all(_INTEGER.fullmatch(v) for v in values) else float
+        return "number", fm.sort_levels([cast(v) for v in values])
+    if not typed and values and all(v.strip().lower() in ("true", "false") for v in values):
+        return "boolean", fm.sort_levels([v.strip().lower() == "true" for v in values])
+    return "text", fm.sort_levels(values)
+
+
+# --------------------------------------------------------------------------- numeric expressions
+
+
+def numeric(expr: fm.Expr) -> Column:
+    """A formula expression as a double Spark column, with numpy's results at the edges."""
+    if expr.op == "col":
+        return read.as_double(expr.value)
+    if expr.op == "num":
+        return F.lit(float(expr.value))
+    args = [numeric(a) for a in expr.args]
+    if expr.op == "neg":
+        return -args[0]
+    if expr.op in ("+", "-", "*"):
+        a, b = args
+        return a + b if expr.op == "+" else a - b if expr.op == "-" else a * b
+    if expr.op == "/":
+        a, b = args
+        at_zero = F.when(a > 0, F.lit(INF)).when(a < 0, F.lit(-INF)).otherwise(F.lit(NAN))
+        return F.when(b.isNull() | a.isNull(), F.lit(None)).when(b == 0, at_zero).otherwise(a / b)
+    if expr.op == "**":
+        return F.pow(*args)
+    x = args[0]
+    if expr.op == "log":
+        return _domain(x, x > 0, F.ln(x), x == 0)
+    if expr.op == "log1p":
+        return _domain(x, x > -1, F.log1p(x), x == -1)
+    return {"exp": F.exp, "sqrt": F.sqrt, "abs": F.abs}[expr.op](x)
+
+
+def _domain(x: Column, inside: Column, value: Column, edge: Column) -> Column:
+    """``value`` inside the domain, −inf on its edge, NaN outside (numpy), null stays null."""
+    return (
+        F.when(x.isNull(), F.lit(None))
+        .when(F.isnan(x), F.lit(NAN))
+        .when(inside, value)
+        .when(edge, F.lit(-INF))
+        .otherwise(F.lit(NAN))
+        .cast("double")
+    )
+
+
+def design_columns(design: fm.Design) -> list[Column]:
+    """One double column per design column, named as the model's coefficients."""
+    factors = design.formula.factors
+    values = {n: numeric(f.expr) for n, f in factors.items() if n not in design.levels}
+    out = []
+    for column in design.columns:
+        product = None
+        for name in column.numeric:
+            product = values[name] if product is None else product * values[name]
+        if column.levels:
+            missing, hit = F.lit(False), F.lit(True)
+            for name, index in column.levels:
+                source = factors[name].column
+                missing = missing | read.col(source).isNull()
+                level = design.levels[name][index]
+                hit = hit & matches(source, design.kinds[name], level)
+            # an unseen level matches no level: all-zero dummies (refused before, unless asked)
+            indicator = F.when(missing, F.lit(None)).when(hit, 1.0).otherwise(0.0).cast("double")
+            product = indicator if product is None else product * indicator
+        out.append(product.alias(column.name))
+    return out
+
+
+# --------------------------------------------------------------------------- fit: what is what
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Plan:
+    modes: dict[str, str]  # columns to scan
+    numeric: set[str]  # columns used as numbers (label, expressions)
+    typed: bool  # Spark knows the column types (not a CSV)
+
+
+def _plan(frame: DataFrame, formula: fm.Formula, source: str) -> _Plan:
+    available = read.data_columns(frame)
+    unknown = [c for c in formula.columns() if c not in available]
+    if unknown:
+        raise InputError(
+            f"{source}: unknown column(s) {', '.join(map(repr, unknown))} in the formula "
+            f"(columns: {', '.join(available)})"
+        )
+    types = {f.name: f.dataType for f in frame.schema.fields}
+    typed = read.corrupt_column(frame) is None
+    modes: dict[str, str] = {}
+    used = set(formula.label.expr.columns())
+    for factor in formula.factors.values():
+        column = factor.column
+        if factor.categorical:
+            modes[column] = ALL
+        elif factor.categorical is None:
+            dtype = types[column]
+            if isinstance(dtype, T.BooleanType) or (typed and isinstance(dtype, T.StringType)):
+                modes[column] = ALL
+            elif isinstance(dtype, T.StringType):
+                modes.setdefault(column, SNIFF)
+            else:
+                used.add(column)
+        else:
+            used.update(factor.expr.columns())
+    for column in used:
+        dtype = types[column]
+        if typed and isinstance(dtype, T.StringType):
+            raise InputError(
+                f"{source}: column '{column}' holds text, which the formula uses as a number; a "
+                f"text column can only be a factor of its own (or C({column}))"
+            )
+        if not isinstance(dtype, T.NumericType | T.BooleanType | T.StringType):
+            raise InputError(
+                f"{source}: column '{column}' has type {dtype.simpleString()}, not a number"
+            )
+    if modes and not typed:  # the scan runs anyway: let it check the CSV's numeric columns too
+        for column in used:
+            modes.setdefault(column, SNIFF)
+    return _Plan(modes=modes, numeric=used, typed=typed)
+
+
+def _example(scan_: ColumnScan) -> str:
+    return f" (e.g. {scan_.values[0][0][:40]!r})" if scan_.values else ""
+
+
+def fit_design(
+    frame: DataFrame,
+    formula: fm.Formula,
+    source: str,
+    *,
+    max_levels: int = DEFAULT_MAX_LEVELS,
+    handle_invalid: str = "error",
+) -> fm.Design:
+    """The design of ``formula`` on ``frame``: its categorical levels found in one scan."""
+    plan = _plan(frame, formula, source)
+    scans = scan(frame, plan.modes, max_levels) if plan.modes else {}
+    types = {f.name: f.dataType for f in frame.schema.fields}
+    strict = handle_invalid == "error"
+    for column in plan.numeric:
+        s = scans.get(column)
+        if s is not None and plan.modes[column] == SNIFF and s.text_rows and strict:
+            raise InputError(
+                f"{source}: column '{column}' has {s.text_rows} non-numeric{_example(s)} "
+                f"value(s) in {s.rows} rows"
+            )
+    levels: dict[str, list[fm.Level]] = {}
+    kinds: dict[str, str] = {}
+    for name, factor in formula.factors.items():
+        column = factor.column
+        if factor.categorical is False or column not in plan.modes:
+            continue
+        s = scans[column]
+        if factor.categorical is None:
+            if column in plan.numeric or (plan.modes[column] == SNIFF and not s.text_rows):
+                continue  # a number
+            if plan.modes[column] == SNIFF and s.numbers:
+                raise InputError(
+                    f"{source}: column '{column}' has {s.text_rows} non-numeric{_example(s)} "
+                    f"value(s) in {s.rows} rows, the others are numbers: fix those rows, or "
+                    f"write C({column}) in --formula to make every value a category"
+                )
+        if s.distinct > max_levels:
+            raise InputError(
+                f"{source}: column '{column}' has {s.distinct} distinct values, more than "
+                f"--max-levels {max_levels}: leave it out of the model (an identifier is not a "
+                "category) or raise --max-levels"
+            )
+        kind, values = levels_of([v for v, _ in s.values], types[column], plan.typed)
+        if (
+            factor.categorical is None
+            and kind == "number"
+            and isinstance(types[column], T.StringType)
+        ):
+            continue  # a CSV column of numbers, also scanned whole for a C() of it
+        if s.nulls and strict:
+            raise InputError(
+                f"{source}: column '{column}' has {s.nulls} missing (empty) value(s) in "
+                f"{s.rows} rows"
+            )
+        kinds[name], levels[name] = kind, values
+    return fm.design(formula, levels, kinds)
+
+
+# --------------------------------------------------------------------------- applying a design
+
+
+def encode(frame: DataFrame, design: fm.Design, *, label: bool, weight: str | None) -> DataFrame:
+    """The numeric design frame: features (named as the coefficients), label, weight, and the
+    CSV corrupt-record column (so ragged rows are still counted)."""
+    names = design.names
+    label_name = design.formula.label.name
+    taken = names + ([label_name] if label else [])
+    if label and label_name in names:
+        raise InputError(f"formula: the label {label_name!r} is also a term")
+    if weight is not None and weight in taken:
+        raise InputError(f"--weight-col {weight!r} is also a term or the label of the formula")
+    corrupt = read.corrupt_column(frame)
+    return frame.select(
+        *design_columns(design),
+        *([numeric(design.formula.label.expr).alias(label_name)] if label else []),
+        *([read.col(weight)] if weight is not None else []),
+        *([read.col(corrupt)] if corrupt is not None else []),
+    )
+
+
+def check_levels(
+    frame: DataFrame,
+    design: fm.Design,
+    source: str,
+    *,
+    handle_unknown: str = "error",
+    handle_invalid: str = "error",
+) -> dict[str, dict]:
+    """Levels of the categorical columns not seen in training: exit 2 naming the column, the
+    level and its rows, or (``handle_unknown="zero"``) per column the rows with an unseen level,
+    how many such levels, and the most frequent (at most six, with their rows)."""
+    known = {}
+    for name, values in design.levels.items():
+        known[design.formula.factors[name].column] = (design.kinds[name], values)
+    if not known:
+        return {}
+    scans = scan(frame, dict.fromkeys(known, ALL), 5, known=known)
+    unseen: dict[str, dict] = {}
+    for column, s in scans.items():
+        if s.nulls and handle_invalid == "error":
+            raise InputError(
+                f"{source}: column '{column}' has {s.nulls} missing (empty) value(s) in "
+                f"{s.rows} rows"
+            )
+        if not s.text_rows:
+            continue
+        if handle_unknown != "zero":
+            listed = ", ".join(f"{v!r} ({c} row{'s' * (c != 1)})" for v, c in s.values[:3])
+            more = f" and {s.distinct - 3} more" if s.distinct > 3 else ""
+            raise InputError(
+                f"{source}: column '{column}' has level(s) not seen in training: {listed}{more}; "
+                "--handle-unknown zero gives such rows all-zero dummies"
+            )
+        unseen[column] = {"rows": s.text_rows, "levels": s.distinct, "most_frequent": s.values}
+    return unseen
+
+
+def to_data(
+    frame: DataFrame,
+    design: fm.Design,
+    source: str,
+    *,
+    weight: str | None = None,
+    num_partitions: int | None = None,
+):
+    """The :class:`~.dataset.BlockData` of the encoded design (features, label, weight)."""
+    data = read.to_blocks(
+        encode(frame, design, label=True, weight=weight),
+        source,
+        features=design.names,
+        label=design.formula.label.name,
+        weight=weight,
+        num_partitions=num_partitions,
+    )
+    data.frame = _diagnostics(frame, design, weight)
+    return data
+
+
+def _diagnostics(frame: DataFrame, design: fm.Design, weight: str | None) -> DataFrame:
+    """The error path's typed selection (``_t{j}`` the value, ``_r{j}`` the raw text), where the
+    raw text of a design column is the first non-numeric text among the columns it computes on,
+    so a message shows the user's value ('Fair'), not the null of ``log('Fair')``."""
+    factors = design.formula.factors
+    values = [*design_columns(design), numeric(design.formula.label.expr)]
+    sources = [
+        [c for n in column.numeric for c in factors[n].expr.columns()] for column in design.columns
+    ]
+    sources.append(design.formula.label.expr.columns())
+    if weight is not None:
+        values.append(read.as_double(weight))
+        sources.append([weight])
+
+    def raw(columns: list[str]) -> Column:
+        texts = [
+            F.when(read.as_double(c).isNull(), read.col(c).cast("string"))
+            for c in dict.fromkeys(columns)
+        ]
+        return F.coalesce(*texts, F.lit(None).cast("string"))
+
+    return frame.select(
+        *[v.alias(f"_t{j}") for j, v in enumerate(values)],
+        *[raw(c).alias(f"_r{j}") for j, c in enumerate(sources)],
+    )
+
+
+def for_scoring(frame: DataFrame, design: fm.Design) -> tuple[DataFrame, list[str]]:
+    """``frame`` plus the design's columns under fresh names (dropped again after scoring)."""
+    hidden: list[str] = []
+    for j in range(len(design.columns)):
+        hidden.append(read.fresh_name(f"_design{j}", frame.columns + hidden))
+    columns = [c.alias(h) for c, h in zip(design_columns(design), hidden, strict=True)]
+    return frame.select(*[read.col(c) for c in frame.columns], *columns), hidden
+
+
+def numeric_inputs(design: fm.Design) -> list[str]:
+    """The input columns a design reads as numbers (the label's excluded)."""
+    names = [
+        c
+        for n, f in design.formula.factors.items()
+        if n not in design.levels
+        for c in f.expr.columns()
+    ]
+    return list(dict.fromkeys(names))
+
+
+def has_categories(frame: DataFrame, columns: list[str], sample_rows: int = 1000) -> bool:
+    """Whether any of ``columns`` is categorical: text or boolean by type, or — in a CSV, where
+    every column is text — holding text that is not a number among its first ``sample_rows``
+    rows (a cheap look; a column that shows text only later is reported as non-numeric)."""
+    types = {f.name: f.dataType for f in frame.schema.fields}
+    columns = [c for c in columns if c in types]  # unknown names are reported by the reader
+    if any(isinstance(types[c], T.BooleanType) for c in columns):
+        return True
+    text = [c for c in columns if isinstance(types[c], T.StringType)]
+    if not text:
+        return False
+    if read.corrupt_column(frame) is None:
+        return True
+    rows = frame.select(*[read.col(c) for c in text]).limit(sample_rows).collect()
+    return any(v is not None and v.strip() and not _is_number(v) for row in rows for v in row)
+
+
+def _is_number(text: str) -> bool:
+    """As Spark's cast to double reads text (numbers, NaN, inf, Infinity with a sign)."""
+    word = text.strip().lower().lstrip("+-")
+    return bool(_NUMBER.fullmatch(text)) or word in ("nan", "inf", "infinity")
