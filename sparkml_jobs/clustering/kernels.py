@@ -13,6 +13,17 @@ import numpy as np
 from sparkml_jobs.io.blocks import Counts
 
 DEFAULT_CHUNK_ROWS = 4_096  # measured: 4k-row chunks keep the GEMM temporaries in cache
+DISTANCE_BLOCK_BYTES = 32 * 2**20  # one chunk's (rows x k) distances + (rows x d) differences
+
+
+def chunk_rows_for(k: int, d: int, budget: int = DISTANCE_BLOCK_BYTES) -> int:
+    """Rows per chunk so that one chunk's float64 temporaries stay within ``budget`` bytes.
+
+    A chunk holds a ``(rows, k)`` distance block and ``(rows, d)`` differences: with few clusters
+    the measured cache-friendly :data:`DEFAULT_CHUNK_ROWS` applies, with thousands of clusters the
+    budget shrinks the chunk (k = 4,096, d = 64: 1,008 rows, 32 MB, instead of 128 MB).
+    """
+    return max(1, min(DEFAULT_CHUNK_ROWS, budget // (8 * (k + d))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +52,15 @@ def squared_distances(x: np.ndarray, centers: np.ndarray, center_sq: np.ndarray)
 
 
 def assign(
-    x: np.ndarray, centers: np.ndarray, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    x: np.ndarray, centers: np.ndarray, chunk_rows: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centre of every row and the exact squared distance to it.
 
     The GEMM trick picks the label; the distance to the chosen centre is then recomputed directly
-    (``‖x − c‖²``), so costs carry no cancellation error.
+    (``‖x − c‖²``), so costs carry no cancellation error. ``chunk_rows`` defaults to
+    :func:`chunk_rows_for` the centres' shape.
     """
+    chunk_rows = chunk_rows or chunk_rows_for(*centers.shape)
     center_sq = np.einsum("ij,ij->i", centers, centers)
     labels = np.empty(len(x), dtype=np.int64)
     dist2 = np.empty(len(x), dtype=np.float64)
@@ -65,7 +78,9 @@ class ClusterPartial:
     """Per-cluster sums of one or more blocks (a monoid under :meth:`merge`).
 
     ``far_points`` keeps the points farthest from their centres (at most ``keep`` of them), used
-    to re-seed empty clusters deterministically.
+    to re-seed empty clusters deterministically. ``keep`` travels with the partial: a block with
+    fewer distinct points than ``keep`` holds fewer far points, and a merge must still keep
+    ``keep`` candidates from the union, not as many as the larger side happened to have.
     """
 
     sums: np.ndarray  # (k, d) Σ w x
@@ -76,11 +91,18 @@ class ClusterPartial:
     far_points: np.ndarray  # (m, d)
     sample_points: np.ndarray | None = None  # a systematic sample of the rows, for plots
     sample_labels: np.ndarray | None = None
+    keep: int = 0  # how many far points the partial may hold
 
     @classmethod
-    def zero(cls, k: int, d: int) -> ClusterPartial:
+    def zero(cls, k: int, d: int, keep: int = 0) -> ClusterPartial:
         return cls(
-            np.zeros((k, d)), np.zeros(k), np.zeros(k, np.int64), 0.0, np.zeros(0), np.zeros((0, d))
+            np.zeros((k, d)),
+            np.zeros(k),
+            np.zeros(k, np.int64),
+            0.0,
+            np.zeros(0),
+            np.zeros((0, d)),
+            keep=keep,
         )
 
     def _merged_sample(self, other: ClusterPartial):
@@ -96,7 +118,7 @@ class ClusterPartial:
         )
 
     def merge(self, other: ClusterPartial) -> ClusterPartial:
-        keep = max(len(self.far_d2), len(other.far_d2))
+        keep = max(self.keep, other.keep)
         far_d2, far_points = top_farthest(
             np.concatenate([self.far_d2, other.far_d2]),
             np.vstack([self.far_points, other.far_points]),
@@ -110,6 +132,7 @@ class ClusterPartial:
             far_d2,
             far_points,
             *self._merged_sample(other),
+            keep=keep,
         )
 
 
@@ -144,7 +167,7 @@ def lloyd_partial(
     w: np.ndarray | None = None,
     *,
     keep_far: int = 0,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
     sample_stride: int = 0,
 ) -> ClusterPartial:
     """Assign the rows of ``x`` to ``centers`` and sum them per cluster (one block's share)."""
@@ -165,6 +188,7 @@ def lloyd_partial(
         far_points=far_points,
         sample_points=x[::sample_stride] if sample_stride else None,
         sample_labels=labels[::sample_stride] if sample_stride else None,
+        keep=keep_far,
     )
 
 
@@ -357,7 +381,7 @@ def encode_partial(index: int, partial: ClusterPartial) -> bytes:
     m = len(partial.far_d2)
     flat = np.concatenate(
         [
-            [index, k, d, m, partial.cost],
+            [index, k, d, m, partial.keep, partial.cost],
             partial.sums.ravel(),
             partial.weights,
             partial.counts.astype(np.float64),
@@ -370,14 +394,14 @@ def encode_partial(index: int, partial: ClusterPartial) -> bytes:
 
 def decode_partial(payload: bytes) -> tuple[int, ClusterPartial]:
     flat = np.frombuffer(payload, dtype=np.float64)
-    index, k, d, m = (int(v) for v in flat[:4])
-    cost = float(flat[4])
-    at = 5
+    index, k, d, m, keep = (int(v) for v in flat[:5])
+    cost = float(flat[5])
+    at = 6
     sums = flat[at : at + k * d].reshape(k, d)
     at += k * d
     weights, counts = flat[at : at + k], flat[at + k : at + 2 * k].astype(np.int64)
     at += 2 * k
     far_d2, far_points = flat[at : at + m], flat[at + m : at + m + m * d].reshape(m, d)
     return index, ClusterPartial(
-        sums.copy(), weights.copy(), counts, cost, far_d2.copy(), far_points.copy()
+        sums.copy(), weights.copy(), counts, cost, far_d2.copy(), far_points.copy(), keep=keep
     )

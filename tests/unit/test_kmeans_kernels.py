@@ -180,6 +180,7 @@ def _partial(rng, k: int, d: int, m: int) -> kk.ClusterPartial:
         far_points=rng.normal(size=(m, d)),
         sample_points=rng.normal(size=(4, d)),
         sample_labels=rng.integers(0, k, size=4),
+        keep=m + 2,
     )
 
 
@@ -188,7 +189,7 @@ def test_partial_encode_decode_round_trip_is_bit_exact(rng, k, d, m):
     partial = _partial(rng, k, d, m)
     index, decoded = kk.decode_partial(kk.encode_partial(11, partial))
     assert index == 11
-    assert len(kk.encode_partial(11, partial)) == 8 * (5 + k * d + 2 * k + m + m * d)
+    assert len(kk.encode_partial(11, partial)) == 8 * (6 + k * d + 2 * k + m + m * d)
     for name in ("sums", "weights", "far_d2", "far_points"):
         got, want = getattr(decoded, name), getattr(partial, name)
         assert got.shape == want.shape and got.dtype == np.float64, name
@@ -196,7 +197,7 @@ def test_partial_encode_decode_round_trip_is_bit_exact(rng, k, d, m):
         assert got.flags.writeable, name  # a copy, not a view on the received bytes
     assert decoded.counts.dtype == np.int64
     np.testing.assert_array_equal(decoded.counts, partial.counts)
-    assert decoded.cost == partial.cost
+    assert decoded.cost == partial.cost and decoded.keep == partial.keep == m + 2
     assert decoded.sample_points is None and decoded.sample_labels is None  # stays on its task
 
 
@@ -211,3 +212,55 @@ def test_decoded_partials_merge_like_the_originals(rng):
     for name in ("sums", "weights", "counts", "far_d2", "far_points"):
         assert getattr(again, name).tobytes() == getattr(merged, name).tobytes(), name
     assert again.cost == merged.cost
+
+
+def test_merge_keeps_keep_far_points_when_blocks_have_few_distinct_points():
+    """Blocks [P x5], [Q x5], [C] with keep=3: each side holds 1 far point, the union needs 3.
+
+    Before ``keep`` travelled with the partial, merging kept max(1, 1) = 1 point per merge and
+    ended with [P, (3, 3), (0.2, 0.8)] instead of the whole data's [P, Q, (3, 3)].
+    """
+    p, q, c = [10.0, 10.0], [-9.0, -9.0], [3.0, 3.0]
+    centers = np.array([[0.0, 0.0], [0.2, 0.8], [100.0, 100.0]])
+    blocks = [np.array([p] * 5), np.array([q] * 5), np.array([c, [0.2, 0.8]])]
+    whole = kk.lloyd_partial(np.vstack(blocks), centers, keep_far=3)
+    parts = [kk.lloyd_partial(b, centers, keep_far=3) for b in blocks]
+    wire = [kk.decode_partial(kk.encode_partial(i, part))[1] for i, part in enumerate(parts)]
+    for pieces in (parts, wire):
+        merged = reduce(kk.ClusterPartial.merge, pieces, kk.ClusterPartial.zero(3, 2))
+        assert merged.far_points.tolist() == [p, q, c] == whole.far_points.tolist()
+        np.testing.assert_array_equal(merged.far_d2, whole.far_d2)
+    # the empty third cluster is re-seeded from the farthest point, the same for any split
+    updated, empty = kk.new_centers(reduce(kk.ClusterPartial.merge, parts), centers)
+    assert empty == [2] and updated[2].tolist() == p
+
+
+@pytest.mark.parametrize(("k", "d"), [(1, 1), (10, 10), (1_000, 64), (4_096, 64), (100_000, 3)])
+def test_chunk_rows_keep_the_distance_block_within_budget(k, d):
+    rows = kk.chunk_rows_for(k, d)
+    assert 1 <= rows <= kk.DEFAULT_CHUNK_ROWS
+    assert rows * (k + d) * 8 <= kk.DISTANCE_BLOCK_BYTES
+    if (kk.DEFAULT_CHUNK_ROWS + 1) * (k + d) * 8 <= kk.DISTANCE_BLOCK_BYTES:
+        assert rows == kk.DEFAULT_CHUNK_ROWS  # small k: the measured cache-friendly size
+    else:  # the largest chunk within the budget
+        assert (rows + 1) * (k + d) * 8 > kk.DISTANCE_BLOCK_BYTES
+    assert kk.chunk_rows_for(4_096, 64) == 1_008
+
+
+def test_large_k_assignment_is_chunked_within_budget(rng, monkeypatch):
+    """k = 4,096: the distance block of every chunk stays within the budget, labels exact."""
+    x, centers = rng.normal(size=(3_000, 8)), rng.normal(size=(4_096, 8))
+    seen = []
+    original = kk.squared_distances
+
+    def spy(chunk, c, c_sq):
+        out = original(chunk, c, c_sq)
+        seen.append(out.nbytes)
+        return out
+
+    monkeypatch.setattr(kk, "squared_distances", spy)
+    labels, d2 = kk.assign(x, centers)
+    assert len(seen) == 3 and max(seen) <= kk.DISTANCE_BLOCK_BYTES  # 3,000 rows in 1,008-row chunks
+    direct = ((x[:, None, :] - centers[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(labels, direct.argmin(1))
+    np.testing.assert_allclose(d2, direct.min(1), rtol=1e-12)
