@@ -191,6 +191,16 @@ def _add_input(parser: argparse.ArgumentParser, label: bool) -> None:
         type=_csv_list,
         help="comma-separated feature columns (default: all but label/weight)",
     )
+    parser.add_argument(
+        "--handle-invalid",
+        choices=["error", "skip"],
+        default="error",
+        help="rows with a missing, non-numeric or NaN/inf cell in a used column, or ragged: "
+        "stop with an error (default) or skip them, counted per column",
+    )
+    parser.add_argument(
+        "--rejects", metavar="PATH", help="with skip: write the skipped rows as read + _reason"
+    )
 
 
 def _add_output(parser: argparse.ArgumentParser, table: bool = False) -> None:
@@ -415,6 +425,8 @@ def check_args(args: argparse.Namespace) -> None:
                 )
     if getattr(args, "interval", None) is None and getattr(args, "level", 0.95) != 0.95:
         raise InputError("--level needs --interval confidence|prediction")
+    if getattr(args, "rejects", None) and getattr(args, "handle_invalid", "error") != "skip":
+        raise InputError("--rejects needs --handle-invalid skip")
     if len(getattr(args, "reg_param", [])) > 1 and args.cv < 2:
         raise InputError("a list of --reg-param values needs --cv K (K >= 2) to choose among them")
 
@@ -471,7 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sparkml_jobs.io import persist
 
         try:
-            result = tracking.run_action(key, args, jobs.ACTIONS[key])
+            result = jobs.with_row_account(args, tracking.run_action(key, args, jobs.ACTIONS[key]))
         finally:
             progress.end_line()  # results and error messages start on a fresh line
         persist.write_json(getattr(args, "metrics_json", None), result)

@@ -26,7 +26,7 @@ from sparkml_jobs.clustering import sweep
 from sparkml_jobs.clustering.estimator import INITS, KMeans
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io import design as encoding
-from sparkml_jobs.io import filesystem, models, persist, read, sparkml
+from sparkml_jobs.io import filesystem, invalid, models, persist, read, sparkml
 from sparkml_jobs.regression import formula as fm
 from sparkml_jobs.regression.estimator import LinearRegression
 from sparkml_jobs.regression.estimator import update as update_linreg
@@ -67,17 +67,44 @@ def _load(
     features: list[str] | None,
     weight: str | None = None,
 ):
-
-    return read.load(
-        spark,
+    """The input's blocks; with ``--handle-invalid skip`` the bad rows are dropped (and counted,
+    and written to ``--rejects``) first. The account is kept on ``args`` for the metrics."""
+    if getattr(args, "handle_invalid", "error") != "skip":
+        return read.load(
+            spark,
+            args.input,
+            args.format,
+            label=label,
+            features=features,
+            weight=weight,
+            delimiter=args.delimiter,
+            num_partitions=args.partitions,
+        )
+    frame = read.read_source(spark, args.input, args.format, delimiter=args.delimiter)
+    features = read.resolve_columns(
+        frame, args.input, label=label, features=features, weight=weight
+    )
+    used = features + [c for c in (label, weight) if c is not None]
+    frame, args.row_account = invalid.skip_invalid(
+        frame, args.input, used, rejects=args.rejects, overwrite=args.overwrite
+    )
+    return read.to_blocks(
+        frame,
         args.input,
-        args.format,
-        label=label,
         features=features,
+        label=label,
         weight=weight,
-        delimiter=args.delimiter,
         num_partitions=args.partitions,
     )
+
+
+def with_row_account(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    """The action's metrics plus, under ``--handle-invalid skip``, rows read / used / rejected."""
+    account = getattr(args, "row_account", None)
+    if account is None:
+        return result
+    print(f"input: {account.line()}")
+    return {**result, "input": account.to_dict()}
 
 
 def _check_report(args: argparse.Namespace) -> None:
@@ -97,7 +124,8 @@ def check_outputs(args: argparse.Namespace) -> None:
     and never equal to, inside or around an input or the model, ``--overwrite`` or not."""
     fs = filesystem.current()
     named = lambda flag: getattr(args, flag.lstrip("-").replace("-", "_"), None)  # noqa: E731
-    outputs = [(flag, named(flag)) for flag in ("--output", "--report", "--metrics-json")]
+    flags = ("--output", "--report", "--rejects", "--metrics-json")
+    outputs = [(flag, named(flag)) for flag in flags]
     outputs = [(flag, value, fs.qualify(value)) for flag, value in outputs if value]
     sources = [(flag, named(flag)) for flag in ("--input", "--subtract", "--model", "--init")]
     # --init spark-ml:DIR names the directory DIR
@@ -193,7 +221,8 @@ def _linreg_fit_data(spark, args: argparse.Namespace):
         features = args.features or [
             c for c in read.data_columns(frame) if c not in (args.label, args.weight_col)
         ]
-        if not encoding.has_categories(frame, features):
+        skip = getattr(args, "handle_invalid", "error") == "skip"
+        if not encoding.has_categories(frame, features, mixed_is_numeric=skip):
             weight = args.weight_col
             return _load(spark, args, label=args.label, features=args.features, weight=weight), None
         formula = fm.from_columns(args.label, features, args.fit_intercept)
@@ -206,6 +235,17 @@ def _linreg_fit_data(spark, args: argparse.Namespace):
     )
     for name, levels in design.levels.items():
         log.info("categorical %s: %d levels, reference %r", name, len(levels), levels[0])
+    if getattr(args, "handle_invalid", "error") == "skip":
+        used = formula.columns() + ([args.weight_col] if args.weight_col else [])
+        categorical = frozenset(formula.factors[name].column for name in design.levels)
+        frame, args.row_account = invalid.skip_invalid(
+            frame,
+            args.input,
+            used,
+            categorical=categorical,
+            rejects=args.rejects,
+            overwrite=args.overwrite,
+        )
     data = encoding.to_data(
         frame, design, args.input, weight=args.weight_col, num_partitions=args.partitions
     )

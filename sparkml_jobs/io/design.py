@@ -308,6 +308,8 @@ def fit_design(
             if column in plan.numeric or (plan.modes[column] == SNIFF and not s.text_rows):
                 continue  # a number
             if plan.modes[column] == SNIFF and s.numbers:
+                if not strict:
+                    continue  # skip: numbers with a few bad cells, whose rows are dropped
                 raise InputError(
                     f"{source}: column '{column}' has {s.text_rows} non-numeric{_example(s)} "
                     f"value(s) in {s.rows} rows, the others are numbers: fix those rows, or "
@@ -462,10 +464,15 @@ def numeric_inputs(design: fm.Design) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def has_categories(frame: DataFrame, columns: list[str], sample_rows: int = 1000) -> bool:
+def has_categories(
+    frame: DataFrame, columns: list[str], sample_rows: int = 1000, mixed_is_numeric: bool = False
+) -> bool:
     """Whether any of ``columns`` is categorical: text or boolean by type, or — in a CSV, where
     every column is text — holding text that is not a number among its first ``sample_rows``
-    rows (a cheap look; a column that shows text only later is reported as non-numeric)."""
+    rows (a cheap look; a column that shows text only later is reported as non-numeric).
+
+    With ``mixed_is_numeric`` (``--handle-invalid skip``) a CSV column whose sample holds numbers
+    is numeric whatever else it holds: its other cells are bad cells, their rows skipped."""
     types = {f.name: f.dataType for f in frame.schema.fields}
     columns = [c for c in columns if c in types]  # unknown names are reported by the reader
     if any(isinstance(types[c], T.BooleanType) for c in columns):
@@ -476,7 +483,13 @@ def has_categories(frame: DataFrame, columns: list[str], sample_rows: int = 1000
     if read.corrupt_column(frame) is None:
         return True
     rows = frame.select(*[read.col(c) for c in text]).limit(sample_rows).collect()
-    return any(v is not None and v.strip() and not _is_number(v) for row in rows for v in row)
+    for j in range(len(text)):
+        values = [row[j] for row in rows if row[j] is not None and row[j].strip()]
+        if mixed_is_numeric and any(_is_number(v) for v in values):
+            continue
+        if any(not _is_number(v) for v in values):
+            return True
+    return False
 
 
 def _is_number(text: str) -> bool:
