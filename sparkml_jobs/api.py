@@ -16,6 +16,7 @@ the underlying fitted model.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,8 +85,16 @@ class LinearRegressionModel:
         return self.model.summary
 
     def transform(self, df: DataFrame) -> DataFrame:
-        """Every column of ``df`` plus ``prediction_col`` (double), row order kept."""
-        return self.model.predict(df, output_col=self.prediction_col)
+        """Every column of ``df`` plus ``prediction_col`` (double), row order kept; a formula
+        model encodes ``df`` first (a level unseen in training is refused, naming it)."""
+        if self.model.design is None:
+            return self.model.predict(df, output_col=self.prediction_col)
+        from sparkml_jobs.io import design as encoding
+
+        encoding.check_levels(df, self.model.design, SOURCE)
+        frame, hidden = encoding.for_scoring(df, self.model.design)
+        scored = self.model.predict(frame, output_col=self.prediction_col, columns=hidden)
+        return scored.drop(*hidden)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predictions for a local (rows, n_features) array, columns in ``features`` order."""
@@ -132,7 +141,8 @@ class LinearRegression:
     solver : {"auto", "cholesky", "tsqr"}
     on_singular : {"error", "drop"}
     formula : str, optional
-        ``"y ~ a + b"``: needs the formula support of a later version; refused until then.
+        ``"y ~ a + b + C(g) + a:g"`` (patsy's grammar, statsmodels' coefficient names); then
+        ``fit`` takes neither ``label`` nor ``features``.
     prediction_col : str
         Name of the column ``transform`` adds.
     """
@@ -168,12 +178,21 @@ class LinearRegression:
     ) -> LinearRegressionModel:
         """Fit on ``data``: ``label`` and ``features`` columns (default: every other column)."""
         if self.formula is not None:
-            raise InputError(
-                "formula= is not supported by this version of sparkml-jobs yet; "
-                "pass label= and features= instead"
-            )
+            return LinearRegressionModel(self._fit_formula(data, weight), self.prediction_col)
         blocks = _blocks(data, label, features, weight, needs_label=True)
         return LinearRegressionModel(self.estimator().fit(blocks), self.prediction_col)
+
+    def _fit_formula(self, data, weight: str | None) -> lr.LinearRegressionModel:
+        """The formula's design (levels from one scan), fitted; the model keeps the encoding."""
+        from sparkml_jobs.io import design as encoding
+        from sparkml_jobs.regression import formula as fm
+
+        if not isinstance(data, DataFrame):
+            raise InputError("formula= needs a Spark DataFrame to encode")
+        design = encoding.fit_design(data, fm.parse(self.formula), SOURCE)
+        blocks = encoding.to_data(data, design, SOURCE, weight=weight)
+        estimator = dataclasses.replace(self.estimator(), fit_intercept=design.fit_intercept)
+        return dataclasses.replace(estimator.fit(blocks), design=design)
 
 
 # --------------------------------------------------------------------------- k-means
@@ -255,7 +274,7 @@ class KMeans:
     distance: str = "euclidean"
     n_init: int = 1
     init_steps: int = 2
-    mode: str = "broadcast"
+    mode: str = "auto"
 
     def __post_init__(self) -> None:
         self.estimator()

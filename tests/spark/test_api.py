@@ -78,8 +78,6 @@ def test_refusals(regression):
     df, _, _ = regression
     with pytest.raises(InputError, match="needs label="):
         LinearRegression().fit(df)
-    with pytest.raises(InputError, match="formula= is not supported"):
-        LinearRegression(formula="y ~ a + b").fit(df)
     with pytest.raises(InputError, match="reg_param|penalty|λ|>= 0"):
         LinearRegression(reg_param=-1.0)
     with pytest.raises(InputError, match="unknown feature column"):
@@ -151,3 +149,40 @@ def test_kmeans_seeded_fit_is_reproducible(blobs):
     second = KMeans(k=3, seed=9).fit(df.select("u", "v"))
     assert first.centers.tolist() == second.centers.tolist()
     assert sum(first.summary.cluster_sizes) == df.count()
+
+
+def test_formula_fit_and_transform_match_statsmodels(spark, tmp_path):
+    import pandas as pd
+    import statsmodels.formula.api as smf
+
+    rng = np.random.default_rng(11)
+    n = 300
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "g": rng.choice(["north", "south", "west"], size=n),
+        }
+    )
+    effect = frame["g"].map({"north": 0.0, "south": 1.5, "west": -2.0})
+    frame["y"] = 1.0 + 2.0 * frame["a"] + effect + 0.5 * frame["a"] * (frame["g"] == "west")
+    frame["y"] += 0.1 * rng.normal(size=n)
+    df = spark.createDataFrame(frame)
+    formula = "y ~ a + g + a:g"
+    model = LinearRegression(formula=formula).fit(df)
+    oracle = smf.ols(formula, frame).fit()
+    names = ["Intercept", *model.model.features]
+    assert model.model.features == list(oracle.params.index[1:])
+    np.testing.assert_allclose(
+        [model.intercept, *model.coefficients], oracle.params[names].to_numpy(), rtol=1e-8
+    )
+    np.testing.assert_allclose(model.summary.std_errors, oracle.bse[names].to_numpy(), rtol=1e-8)
+    scored = model.transform(df).toPandas()
+    np.testing.assert_allclose(scored["prediction"], oracle.predict(frame), rtol=1e-10)
+    model.save(str(tmp_path / "m"))
+    again = LinearRegressionModel.load(str(tmp_path / "m"))
+    np.testing.assert_allclose(
+        again.transform(df).toPandas()["prediction"], scored["prediction"], rtol=0
+    )
+    unseen = spark.createDataFrame(frame.assign(g="east").head(5))
+    with pytest.raises(InputError, match="east"):
+        model.transform(unseen).collect()
