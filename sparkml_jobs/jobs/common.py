@@ -1,0 +1,156 @@
+"""The steps every action shares: the session and the output checks it makes possible, the
+Spark settings, reading the input (with the bad-row policy), writing predictions and reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from sparkml_jobs.clustering.estimator import INITS
+from sparkml_jobs.errors import InputError
+from sparkml_jobs.io import filesystem, invalid, persist, read, sparkml
+from sparkml_jobs.reporting import figures, pages
+from sparkml_jobs.session import get_session
+
+log = logging.getLogger("sparkml_jobs")
+
+
+def start_session(args: argparse.Namespace):
+    """The session, then the output checks that need its file systems (before any data is read)."""
+    spark = get_session(
+        args.master,
+        app_name=f"sparkml-jobs {args.algo} {getattr(args, 'action', '')}",
+        conf=spark_conf(args),
+    )
+    if getattr(args, "input_table", None):
+        args.input, args.format = args.input_table, read.TABLE
+    check_outputs(args)
+    return spark
+
+
+def spark_conf(args: argparse.Namespace) -> dict[str, str]:
+    """``--conf`` settings and ``--driver-memory`` as one Spark configuration."""
+    conf = dict(getattr(args, "conf", None) or [])
+    if getattr(args, "catalog", None) == "hive":
+        conf["spark.sql.catalogImplementation"] = "hive"
+    if getattr(args, "driver_memory", None):
+        conf["spark.driver.memory"] = args.driver_memory
+    return conf
+
+
+def load_input(
+    spark,
+    args: argparse.Namespace,
+    *,
+    label: str | None,
+    features: list[str] | None,
+    weight: str | None = None,
+):
+    """The input's blocks; with ``--handle-invalid skip`` the bad rows are dropped (and counted,
+    and written to ``--rejects``) first. The account is kept on ``args`` for the metrics."""
+    if getattr(args, "handle_invalid", "error") != "skip":
+        return read.load(
+            spark,
+            args.input,
+            args.format,
+            label=label,
+            features=features,
+            weight=weight,
+            delimiter=args.delimiter,
+            num_partitions=args.partitions,
+        )
+    frame = read.read_source(spark, args.input, args.format, delimiter=args.delimiter)
+    features = read.resolve_columns(
+        frame, args.input, label=label, features=features, weight=weight
+    )
+    used = features + [c for c in (label, weight) if c is not None]
+    frame, args.row_account = invalid.skip_invalid(
+        frame, args.input, used, rejects=args.rejects, overwrite=args.overwrite
+    )
+    return read.to_blocks(
+        frame,
+        args.input,
+        features=features,
+        label=label,
+        weight=weight,
+        num_partitions=args.partitions,
+    )
+
+
+def with_row_account(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    """The action's metrics plus, under ``--handle-invalid skip``, rows read / used / rejected."""
+    account = getattr(args, "row_account", None)
+    if account is None:
+        return result
+    print(f"input: {account.line()}")
+    return {**result, "input": account.to_dict()}
+
+
+def check_report(args: argparse.Namespace) -> None:
+    """Before any Spark work: --report needs matplotlib (the directory is checked later)."""
+    if getattr(args, "report", None):
+        figures.require_matplotlib()
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """Whether qualified paths ``a`` and ``b`` are equal or one lies inside the other."""
+    a, b = a.rstrip("/") + "/", b.rstrip("/") + "/"
+    return a.startswith(b) or b.startswith(a)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Once the session is up: every output is free (or ``--overwrite``), apart from the others,
+    and never equal to, inside or around an input or the model, ``--overwrite`` or not."""
+    fs = filesystem.current()
+    named = lambda flag: getattr(args, flag.lstrip("-").replace("-", "_"), None)  # noqa: E731
+    flags = ("--output", "--report", "--rejects", "--metrics-json")
+    outputs = [(flag, named(flag)) for flag in flags]
+    outputs = [(flag, value, fs.qualify(value)) for flag, value in outputs if value]
+    sources = [(flag, named(flag)) for flag in ("--input", "--subtract", "--model", "--init")]
+    # --init spark-ml:DIR names the directory DIR
+    sources = [(f, v and v.removeprefix(sparkml.INIT_PREFIX)) for f, v in sources]
+    sources = [
+        (flag, fs.qualify(value))
+        for flag, value in sources
+        if value
+        and not (flag == "--input" and getattr(args, "format", None) == read.TABLE)
+        and not (flag == "--init" and value in INITS)
+    ]
+    for i, (flag, value, target) in enumerate(outputs):
+        for source_flag, source in sources:
+            if _overlaps(target, source):
+                raise InputError(
+                    f"{flag} {value} would overwrite {source_flag}: choose another path"
+                )
+        for other_flag, _, other in outputs[:i]:
+            if _overlaps(target, other):
+                raise InputError(f"{flag} {value} lies inside or around {other_flag}")
+        if flag != "--metrics-json":
+            persist.check_output(value, args.overwrite, fs)
+
+
+def write_report(args: argparse.Namespace, model) -> None:
+    if not getattr(args, "report", None):
+        return
+
+    write = pages.linreg_report if args.algo == "linreg" else pages.kmeans_report
+    page = write(model, args.report, source=args.input, overwrite=args.overwrite)
+    log.info("report written to %s", page)
+
+
+def write_predictions(spark, args: argparse.Namespace, frame) -> dict[str, Any]:
+    """Predictions as Parquet files published at ``--output``, or as ``--output-table``."""
+    partition_by = args.partition_by or []
+    missing = [c for c in partition_by if c not in frame.columns]
+    if missing:
+        raise InputError(f"--partition-by: no column(s) {', '.join(map(repr, missing))} to use")
+    if args.output_table:
+        persist.write_table(frame, args.output_table, partition_by, args.overwrite)
+        log.info("predictions written to table %s", args.output_table)
+        return {"rows": spark.table(args.output_table).count(), "table": args.output_table}
+    with persist.spark_output(args.output, args.overwrite) as tmp:
+        frame.write.partitionBy(*partition_by).parquet(tmp)
+    log.info("predictions written to %s", args.output)
+    return {"rows": spark.read.parquet(args.output).count(), "output": args.output}
