@@ -340,10 +340,11 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     kfit.add_argument("--checkpoint-dir", help="checkpoint the cached data there (cuts lineage)")
     kfit.add_argument(
         "--mode",
-        choices=["broadcast", "barrier"],
-        default="broadcast",
-        help="broadcast: one job per iteration (default); barrier: all iterations "
-        "in one barrier stage, data resident in the Python workers",
+        choices=["auto", "broadcast", "barrier"],
+        default="auto",
+        help="auto (default): barrier when its stage gets all its task slots, else broadcast; "
+        "broadcast: one job per iteration; barrier: all iterations in one barrier stage, "
+        "data resident in the Python workers",
     )
     _add_report(kfit)
     kpredict = kmeans_actions.add_parser("predict", help="assign clusters with a saved model")

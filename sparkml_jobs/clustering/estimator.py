@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 INITS = ("k-means||", "k-means++", "random")
 SAMPLE_ROWS = 2000
 DISTANCES = ("euclidean", "cosine")
-MODES = tuple(lloyd.RUNNERS)
+MODES = ("auto", *lloyd.RUNNERS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +40,8 @@ class KMeansSummary:
     reseeded: list[dict[str, int]] = field(default_factory=list)
     n: int = 0
     init: str = ""
+    mode: str = ""  # the iteration path that ran: "broadcast" or "barrier"
+    mode_reason: str = ""  # why (``mode="auto"``) or "requested"
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -118,12 +120,18 @@ class KMeans:
         Number of runs with seeds ``seed, seed+1, …`` on the same cached data; the best is kept.
     init_steps : int
         Rounds of k-means|| oversampling (2, as MLlib).
-    mode : {"broadcast", "barrier"}
+    mode : {"auto", "broadcast", "barrier"}
+        ``auto`` (default): ``barrier`` when its stage can get all its task slots (no dynamic
+        allocation, enough free slots, bounded exchange), else ``broadcast``; the choice and its
+        reason are logged and recorded in the summary (``mode``, ``mode_reason``).
         ``broadcast``: one Spark job per iteration with a fresh broadcast of the centres.
         ``barrier``: every iteration inside one barrier stage — each task keeps its rows in
         memory and the tasks exchange their per-cluster partials with ``allGather`` (the
         all-reduce pattern); needs as many free task slots as tasks (the cached data is
-        spread over that many partitions) and gives the same result.
+        spread over that many partitions) and gives the same model, bit for bit.
+    chunk_rows : int, optional
+        Rows per distance block; by default chosen from k and d so that one block stays within
+        32 MB (:func:`~.kernels.chunk_rows_for`).
     checkpoint_dir : str, optional
         Checkpoint the cached points there (reliable storage on a cluster), so recovering a lost
         block does not go back to the input files.
@@ -138,8 +146,8 @@ class KMeans:
     distance: str = "euclidean"
     n_init: int = 1
     init_steps: int = 2
-    chunk_rows: int = kk.DEFAULT_CHUNK_ROWS
-    mode: str = "broadcast"
+    chunk_rows: int | None = None
+    mode: str = "auto"
     checkpoint_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -205,8 +213,14 @@ class KMeans:
 
         Lets several fits share one read of the data (the k sweep); the caller unpersists.
         """
+        mode, reason = self.mode, "requested"
+        if mode == "auto":
+            mode, reason = lloyd.choose_mode(
+                points.context, points.getNumPartitions(), self.k, len(data.features)
+            )
+        log.info("k-means iterations in %s mode: %s", mode, reason)
         runs = [
-            self._fit_once(points, data.features, n_rows, self.seed + i, scaling)
+            self._fit_once(points, data.features, n_rows, self.seed + i, scaling, (mode, reason))
             for i in range(self.n_init)
         ]
         centers, summary, sample = min(runs, key=lambda run: run[1].cost)
@@ -223,7 +237,13 @@ class KMeans:
         )
 
     def _fit_once(
-        self, points, features: list[str], n_rows: int, seed: int, scaling: kk.Rescale | None
+        self,
+        points,
+        features: list[str],
+        n_rows: int,
+        seed: int,
+        scaling: kk.Rescale | None,
+        mode: tuple[str, str],
     ):
         """One run from one initialisation: (centres, summary, (sample points, labels)), the
         centres and sample still in the rescaled coordinates, the summary in the data's units."""
@@ -240,7 +260,7 @@ class KMeans:
             tol = scaling.length_in(tol)
         state = kk.LloydState(centers=centers, max_iter=self.max_iter, tol=tol, cosine=cosine)
         stride = max(1, n_rows // SAMPLE_ROWS)
-        final = lloyd.RUNNERS[self.mode](points, state, self.k, self.chunk_rows, stride)
+        final = lloyd.RUNNERS[mode[0]](points, state, self.k, self.chunk_rows, stride)
         history = [
             {
                 **entry,
@@ -258,6 +278,8 @@ class KMeans:
             reseeded=state.reseeded,
             n=n_rows,
             init="given" if self.initial_centers is not None else self.init,
+            mode=mode[0],
+            mode_reason=mode[1],
         )
         return state.centers, summary, (final.sample_points, final.sample_labels)
 

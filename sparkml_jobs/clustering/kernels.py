@@ -171,8 +171,21 @@ def lloyd_partial(
     sample_stride: int = 0,
 ) -> ClusterPartial:
     """Assign the rows of ``x`` to ``centers`` and sum them per cluster (one block's share)."""
-    k, d = centers.shape
     labels, dist2 = assign(x, centers, chunk_rows)
+    return partial_from_labels(x, centers, w, labels, dist2, keep_far, sample_stride)
+
+
+def partial_from_labels(
+    x: np.ndarray,
+    centers: np.ndarray,
+    w: np.ndarray | None,
+    labels: np.ndarray,
+    dist2: np.ndarray,
+    keep_far: int,
+    sample_stride: int,
+) -> ClusterPartial:
+    """The partial of rows whose labels and squared distances to their centres are known."""
+    k, d = centers.shape
     weights = np.ones(len(x)) if w is None else w
     weighted = x if w is None else x * w[:, None]
     sums = np.empty((k, d))

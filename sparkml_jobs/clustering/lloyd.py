@@ -10,12 +10,18 @@ the assignment to the final centres (with the plot sample).
 - :func:`run_barrier`: every iteration inside one barrier stage: each task keeps its rows in
   memory and the tasks exchange their partials through :class:`~sparkml_jobs.engine.allgather.
   AllGather`, merging them in partition order, so every task holds identical centres without a
-  driver round trip. The JVM→Python transfer of the data happens once. If a task fails, Spark
-  restarts the whole stage, which recomputes the same result.
+  driver round trip. The JVM→Python transfer of the data happens once, and with many clusters
+  each resident block keeps Hamerly distance bounds (:mod:`~.bounds`) that skip most of the
+  distance computations once the centres settle, with bit-identical partials. If a task fails,
+  Spark restarts the whole stage, which recomputes the same result.
+- :func:`choose_mode`: ``mode="auto"`` picks the barrier path when its stage can get all its task
+  slots, else the broadcast path. Both fold every cached partition the same way and merge the
+  partials in the same tree (:func:`merge_depth`), so they give the same model, bit for bit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -27,8 +33,9 @@ import numpy as np
 
 from sparkml_jobs import progress
 from sparkml_jobs.clustering import kernels as kk
-from sparkml_jobs.engine.aggregate import tree_aggregate
-from sparkml_jobs.engine.allgather import AllGather
+from sparkml_jobs.clustering.bounds import MIN_K, Bounds, bounded_partial
+from sparkml_jobs.engine.aggregate import merge_locally, tree_aggregate
+from sparkml_jobs.engine.allgather import AllGather, split_bundle
 from sparkml_jobs.engine.broadcast import broadcast_scope
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io.blocks import Block, Counts
@@ -111,29 +118,46 @@ def rescale(points, data: BlockData, counts: Counts, distance: str):
     return scaled, scaling
 
 
+EXCHANGE_BUDGET = 256 * 2**20  # bytes of partials one barrier round may gather into every task
+DRIVER_MERGE_BYTES = 32 * 2**20  # partials this small are merged on the driver: no shuffle
+
+
+def merge_depth(k: int, d: int, n_partitions: int) -> int:
+    """Tree depth of the per-iteration merge: 1 (everything on the driver, no shuffle stage)
+    when all partials together are small, else 2. Both modes use it, so they merge alike."""
+    return 1 if n_partitions * partial_bytes(k, d) <= DRIVER_MERGE_BYTES else 2
+
+
+def partial_bytes(k: int, d: int) -> int:
+    """Size of one encoded partial (sums, weights, counts and up to k far points)."""
+    return 8 * (6 + k * d + 2 * k + k + k * d)
+
+
+def block_partial(
+    block: kk.PointBlock | tuple, centers: np.ndarray, k: int, chunk_rows: int | None, stride: int
+) -> kk.ClusterPartial:
+    x, w = (block.x, block.w) if isinstance(block, kk.PointBlock) else block
+    return kk.lloyd_partial(x, centers, w, keep_far=k, chunk_rows=chunk_rows, sample_stride=stride)
+
+
 def lloyd_step(
-    points, centers: np.ndarray, k: int, chunk_rows: int, sample_stride: int = 0
+    points, centers: np.ndarray, k: int, chunk_rows: int | None, sample_stride: int = 0
 ) -> kk.ClusterPartial:
     """One Lloyd iteration = one Spark job with a fresh broadcast of the centres."""
     d = centers.shape[1]
+    depth = merge_depth(k, d, points.getNumPartitions())
     with broadcast_scope(points.context, centers) as shared:
 
         def add(acc: kk.ClusterPartial, block: kk.PointBlock) -> kk.ClusterPartial:
-            part = kk.lloyd_partial(
-                block.x,
-                shared.value,
-                block.w,
-                keep_far=k,
-                chunk_rows=chunk_rows,
-                sample_stride=sample_stride,
-            )
-            return acc.merge(part)
+            return acc.merge(block_partial(block, shared.value, k, chunk_rows, sample_stride))
 
-        return tree_aggregate(points, kk.ClusterPartial.zero(k, d), add, kk.ClusterPartial.merge)
+        return tree_aggregate(
+            points, kk.ClusterPartial.zero(k, d, k), add, kk.ClusterPartial.merge, depth=depth
+        )
 
 
 def run_broadcast(
-    points, state: kk.LloydState, k: int, chunk_rows: int, stride: int
+    points, state: kk.LloydState, k: int, chunk_rows: int | None, stride: int
 ) -> kk.ClusterPartial:
     """Iterate with one job per iteration (see the module docstring); logs progress per step."""
     started = time.perf_counter()
@@ -160,28 +184,83 @@ def run_broadcast(
 
 
 def task_slots(sc) -> int:
-    """Concurrent task slots the barrier stage may use (all its tasks must run at once)."""
-    return max(1, int(sc.defaultParallelism))
+    """Concurrent task slots of the application (all tasks of a barrier stage run at once)."""
+    cpus = max(1, int(sc.getConf().get("spark.task.cpus", "1")))
+    return max(1, int(sc.defaultParallelism) // cpus)
+
+
+def busy_slots(sc) -> int:
+    """Tasks other jobs of this application are running now (they hold slots)."""
+    tracker = sc.statusTracker()
+    infos = (tracker.getStageInfo(s) for s in tracker.getActiveStageIds())
+    return sum(info.numActiveTasks for info in infos if info is not None)
+
+
+def choose_mode(sc, n_partitions: int, k: int, d: int) -> tuple[str, str]:
+    """(mode, reason) for ``mode="auto"``: barrier when its stage can get all its task slots.
+
+    A barrier stage needs every task running at once; it cannot run under dynamic allocation
+    (Spark refuses it), and it waits if other jobs hold the slots. Its tasks exchange one partial
+    per cached partition every round, which must stay bounded.
+    """
+    conf = sc.getConf()
+    if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
+        return "broadcast", "dynamic allocation is enabled (barrier stages cannot run with it)"
+    slots = task_slots(sc)
+    tasks = min(n_partitions, slots)
+    free = slots - busy_slots(sc)
+    if free < tasks:
+        return "broadcast", f"barrier needs {tasks} free task slots, {free} of {slots} are free"
+    exchange = n_partitions * partial_bytes(k, d)
+    if exchange > EXCHANGE_BUDGET:
+        return "broadcast", (
+            f"barrier rounds would gather {exchange / 2**20:.0f} MB of partials per task "
+            f"({n_partitions} partitions, k={k}, d={d})"
+        )
+    regroup = f", {n_partitions} partitions regrouped once" if n_partitions > tasks else ""
+    return "barrier", (
+        f"{tasks} barrier tasks fit in {free} free of {slots} task slots{regroup}, "
+        "no dynamic allocation"
+    )
+
+
+def barrier_blocks(points, slots: int):
+    """The cached partitions as ``(source index, [(x, w), ...])`` pairs in at most ``slots``
+    partitions (barrier stages refuse coalesce(): more partitions than slots cost one shuffle).
+
+    Each task then folds every source partition it holds exactly as the broadcast mode does, so
+    the merged partials — and the model — are bit-identical to the broadcast mode's.
+    """
+    tagged = points.mapPartitionsWithIndex(
+        lambda index, blocks: [(index, [(b.x, b.w) for b in blocks])]
+    )
+    n = points.getNumPartitions()
+    if n <= slots:
+        return tagged
+    width = -(-n // slots)  # contiguous source ranges per task
+    return tagged.partitionBy(-(-n // width), lambda index: index // width)
 
 
 def run_barrier(
-    points, state: kk.LloydState, k: int, chunk_rows: int, stride: int
+    points, state: kk.LloydState, k: int, chunk_rows: int | None, stride: int
 ) -> kk.ClusterPartial:
     """Iterate inside one barrier stage (see the module docstring); updates ``state`` in place."""
-    sc = points.context
-    slots = task_slots(sc)
-    # barrier stages refuse coalesce(); more partitions than slots need one shuffle (done once)
-    rdd = points if points.getNumPartitions() <= slots else points.repartition(slots)
+    n_source = points.getNumPartitions()
+    rdd = barrier_blocks(points, task_slots(points.context))
     start = kk.LloydState(
         centers=state.centers, max_iter=state.max_iter, tol=state.tol, cosine=state.cosine
     )
     n_tasks = rdd.getNumPartitions()
     authkey = os.urandom(32)
+    depth = merge_depth(k, state.centers.shape[1], n_source)
 
-    def run(index, blocks):
+    def run(index, pairs):
         from pyspark import BarrierTaskContext
 
-        resident = [(np.ascontiguousarray(b.x), b.w) for b in blocks]
+        resident = sorted(
+            ((source, [ResidentBlock(x, w) for x, w in blocks]) for source, blocks in pairs),
+            key=lambda pair: pair[0],
+        )
         lloyd = kk.LloydState(
             centers=start.centers.copy(),
             max_iter=start.max_iter,
@@ -189,29 +268,36 @@ def run_barrier(
             cosine=start.cosine,
         )
         d = lloyd.centers.shape[1]
+        zero = kk.ClusterPartial.zero(k, d, k)
         with AllGather(BarrierTaskContext.get(), index, n_tasks, authkey) as channel:
 
             def exchange(sample_stride: int = 0) -> tuple[kk.ClusterPartial, kk.ClusterPartial]:
-                """(this task's partial, the merged partial of all tasks, in partition order)."""
-                mine = reduce(
-                    kk.ClusterPartial.merge,
+                """(this task's partial, every source partition's partial merged as the
+                broadcast mode's tree aggregation merges them)."""
+                mine = [
                     (
-                        kk.lloyd_partial(
-                            x,
-                            lloyd.centers,
-                            w,
-                            keep_far=k,
-                            chunk_rows=chunk_rows,
-                            sample_stride=sample_stride,
-                        )
-                        for x, w in resident
-                    ),
-                    kk.ClusterPartial.zero(k, d),
+                        source,
+                        reduce(
+                            lambda acc, blk: acc.merge(
+                                blk.partial(lloyd.centers, k, chunk_rows, sample_stride)
+                            ),
+                            blocks,
+                            zero,
+                        ),
+                    )
+                    for source, blocks in resident
+                ]
+                payload = b"".join(
+                    len(m).to_bytes(8, "big") + m
+                    for m in (kk.encode_partial(source, part) for source, part in mine)
                 )
-                messages = channel.all_gather(kk.encode_partial(index, mine))
-                return mine, reduce(
-                    kk.ClusterPartial.merge, (kk.decode_partial(m)[1] for m in messages)
-                )
+                gathered = [
+                    kk.decode_partial(m)
+                    for bundle in channel.all_gather(payload)
+                    for m in split_bundle(bundle)
+                ]
+                merged = merge_locally(gathered, zero, kk.ClusterPartial.merge, depth)
+                return reduce(kk.ClusterPartial.merge, (p for _, p in mine), zero), merged
 
             while not lloyd.done:
                 lloyd.advance(exchange()[1])
@@ -239,16 +325,39 @@ def run_barrier(
             entry["shift"],
         )
     samples = [r for r in results if r.sample_points is not None]
-    return kk.ClusterPartial(
-        first.final.sums,
-        first.final.weights,
-        first.final.counts,
-        first.final.cost,
-        first.final.far_d2,
-        first.final.far_points,
-        np.vstack([r.sample_points for r in samples]) if samples else None,
-        np.concatenate([r.sample_labels for r in samples]) if samples else None,
+    return dataclasses.replace(
+        first.final,
+        sample_points=np.vstack([r.sample_points for r in samples]) if samples else None,
+        sample_labels=np.concatenate([r.sample_labels for r in samples]) if samples else None,
     )
+
+
+class ResidentBlock:
+    """A block kept in a barrier task across iterations, with its points' distance bounds."""
+
+    def __init__(self, x: np.ndarray, w: np.ndarray | None) -> None:
+        self.x, self.w = np.ascontiguousarray(x), w
+        self.bounds: Bounds | None = None
+
+    def partial(
+        self, centers: np.ndarray, k: int, chunk_rows: int | None, stride: int
+    ) -> kk.ClusterPartial:
+        """The block's :func:`~.kernels.lloyd_partial`, bit for bit, skipping the distances its
+        bounds prove unchanged (:mod:`~.bounds`)."""
+        if k < MIN_K:
+            return kk.lloyd_partial(
+                self.x, centers, self.w, keep_far=k, chunk_rows=chunk_rows, sample_stride=stride
+            )
+        part, self.bounds = bounded_partial(
+            self.x,
+            centers,
+            self.w,
+            self.bounds,
+            keep_far=k,
+            chunk_rows=chunk_rows,
+            sample_stride=stride,
+        )
+        return part
 
 
 @dataclass(frozen=True, slots=True)

@@ -200,6 +200,8 @@ def loss_run(csv: Path, init: Path, out: Path, events_dir: Path) -> subprocess.P
             str(MAX_ITER),
             "--tol",
             "0",
+            "--mode",  # lineage recovery between iterations: the one-job-per-iteration path
+            "broadcast",
             "--output",
             str(out),
         ],
@@ -360,7 +362,9 @@ def test_500_lloyd_iterations_keep_broadcasts_cache_and_memory_flat(spark):
     logger.setLevel(logging.INFO)
     logger.propagate = False  # 500 progress lines are not this test's output
     try:
-        model = K.KMeans(k=30, initial_centers=init, max_iter=500, tol=0).fit(data)
+        model = K.KMeans(
+            k=30, initial_centers=init, max_iter=500, tol=0, mode="broadcast"
+        ).fit(data)
     finally:
         logger.removeHandler(probe)
         logger.setLevel(saved[0])

@@ -264,3 +264,53 @@ def test_large_k_assignment_is_chunked_within_budget(rng, monkeypatch):
     direct = ((x[:, None, :] - centers[None]) ** 2).sum(-1)
     np.testing.assert_array_equal(labels, direct.argmin(1))
     np.testing.assert_allclose(d2, direct.min(1), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- Hamerly bounds
+
+
+def _partials_equal(a: kk.ClusterPartial, b: kk.ClusterPartial) -> None:
+    for name in ("sums", "weights", "counts", "far_d2", "far_points", "sample_points"):
+        assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
+    assert np.array_equal(a.sample_labels, b.sample_labels)
+    assert a.cost == b.cost and a.keep == b.keep
+
+
+@pytest.mark.parametrize(
+    ("k", "d", "grid"), [(1, 2, False), (10, 10, False), (200, 16, False), (6, 2, True)]
+)
+def test_bounded_partial_equals_plain_lloyd_and_skips_rows(rng, monkeypatch, k, d, grid):
+    """Every iteration of Lloyd with Hamerly bounds gives the plain kernel's partial, bit for bit
+    (labels, sums, cost, far points), including a re-seeded empty cluster's big jump; once the
+    centres settle, most rows skip the distance block."""
+    from sparkml_jobs.clustering import bounds
+
+    true = rng.normal(size=(max(k, 2), d)) * 6
+    x = true[rng.integers(0, len(true), 4_000)] + rng.normal(size=(4_000, d))
+    if grid:  # duplicates and exactly tied distances
+        x = np.round(x / 3)
+    w = rng.uniform(0.5, 2.0, len(x))
+    centers = x[:k].copy()
+    if k > 1:
+        centers[-1] = 1e3  # empty in the first iteration: re-seeded far away
+    seen: list[int] = []
+    original = bounds.nearest_two
+    monkeypatch.setattr(
+        bounds, "nearest_two", lambda sub, c, rows: seen.append(len(sub)) or original(sub, c, rows)
+    )
+    state, per_iteration = None, []
+    for _ in range(15):
+        seen.clear()
+        plain = kk.lloyd_partial(x, centers, w, keep_far=k, chunk_rows=512, sample_stride=7)
+        fast, state = bounds.bounded_partial(
+            x, centers, w, state, keep_far=k, chunk_rows=512, sample_stride=7
+        )
+        _partials_equal(fast, plain)
+        per_iteration.append(sum(seen))
+        centers, _ = kk.new_centers(plain, centers)
+    assert per_iteration[0] == 0  # the first iteration: the plain kernel, no bounds yet
+    if k > 1:
+        assert max(per_iteration[1:4]) > 0  # the re-seeded centre's jump forces recomputations
+        assert sum(per_iteration[-5:]) < 0.2 * 5 * len(x), per_iteration  # later: most skip
+    else:
+        assert per_iteration[1:] == [0] * 14  # one centre: nothing to compare ever again
