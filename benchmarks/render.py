@@ -266,6 +266,17 @@ def targets_section(results: dict) -> list[str]:
     return ["## Targets", "", markdown_table(headers, table), ""]
 
 
+def kmeans_per_iteration_section(results: dict) -> list[str]:
+    """Issue 14's per-iteration rows (two iteration counts), if measured."""
+    from benchmarks.measure_kmeans_scale import render_rows
+
+    section = results.get("kmeans_per_iteration")
+    if not section:
+        return []
+    title = "## k-means per iteration from the same centres (two iteration counts, tol=0)"
+    return [title, "", section["method"], "", render_rows(section["rows"]), ""]
+
+
 def render(results: dict) -> str:
     """The whole ``RESULTS.md`` text of ``results``."""
     cfg = results["config"]
@@ -275,6 +286,7 @@ def render(results: dict) -> str:
         *linreg_section(results, rows),
         *kmeans_given_section(results, rows, iterations),
         *kmeans_default_section(results),
+        *kmeans_per_iteration_section(results),
         *footprint_section(results),
         *scaling_section(results, rows),
         *wide_paragraph(results),

@@ -47,6 +47,7 @@ from benchmarks.harness import (
 )
 from benchmarks.measure_e2e import bench_e2e
 from benchmarks.measure_kmeans import bench_kmeans
+from benchmarks.measure_kmeans_scale import bench_kmeans_scale
 from benchmarks.measure_linreg import bench_linreg
 from benchmarks.measure_scaling import bench_scaling, bench_wide
 from benchmarks.render import render
@@ -58,6 +59,7 @@ SECTION_KEYS = {
     "linreg": ["linreg_cached"],
     "kmeans": ["kmeans_cached"],
     "kmeans-default": ["kmeans_default_cached"],
+    "kmeans-periter": ["kmeans_per_iteration"],
     "footprint": ["footprint"],
     "scaling": ["scaling"],
     "wide": ["wide"],
@@ -115,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--sections",
-        default="e2e,linreg,kmeans,kmeans-default,footprint,scaling,wide",
+        default="e2e,linreg,kmeans,kmeans-default,kmeans-periter,footprint,scaling,wide",
         help="comma-separated subset to run",
     )
     p.add_argument("--output", help="where results.json / RESULTS.md go (default: see above)")
@@ -209,6 +211,9 @@ def _in_process(args: argparse.Namespace, paths: dict, results: dict, save) -> N
         if args.sections & {"kmeans", "kmeans-default", "footprint"}:
             bench_kmeans(spark, args, paths, results)
             save()
+        if "kmeans-periter" in args.sections:
+            bench_kmeans_scale(spark, args, results)
+            save()
         if "scaling" in args.sections:
             bench_scaling(spark, args, results)
             save()
@@ -269,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     if "e2e" in args.sections:
         bench_e2e(args, paths, results)
         save()
-    if args.sections & {"linreg", "kmeans", "kmeans-default", "footprint", "scaling"}:
+    in_process = {"linreg", "kmeans", "kmeans-default", "kmeans-periter", "footprint", "scaling"}
+    if args.sections & in_process:
         _in_process(args, paths, results, save)
     if "wide" in args.sections:
         bench_wide(args, results)
