@@ -101,7 +101,7 @@ def _last_error(log_path: Path) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def _wide_command(args: argparse.Namespace, metrics: Path) -> list[str]:
+def _wide_command(args: argparse.Namespace, metrics: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -116,28 +116,17 @@ def _wide_command(args: argparse.Namespace, metrics: Path) -> list[str]:
         args.wide_driver_memory,
         "--metrics-json",
         str(metrics),
+        *extra,
     ]
 
 
-def bench_wide(args: argparse.Namespace, results: dict) -> None:
-    """Ours only, in its own process with a time limit (see :mod:`benchmarks.wide_job`)."""
-    rows, p = args.wide_rows, args.wide_features
-    say(
-        f"wide linear regression: {rows:,} x {p:,} (ours only, own process, limit "
-        f"{args.wide_timeout:.0f} s)"
-    )
-    log_path, metrics = RUN_DIR / "logs" / "wide.log", RUN_DIR / "logs" / "wide.json"
+def _wide_run(args: argparse.Namespace, name: str, *extra: str) -> dict:
+    """One wide process (``name`` labels its log and metrics): its measurements and memory."""
+    log_path, metrics = RUN_DIR / "logs" / f"{name}.log", RUN_DIR / "logs" / f"{name}.json"
     metrics.unlink(missing_ok=True)
-    cmd = _wide_command(args, metrics)
-    common.regression_parquet(rows, p, row_group_rows=1024, chunk_rows=2048)  # not timed
+    cmd = _wide_command(args, metrics, *extra)
     run = common.run_process(cmd, log_path, timeout=args.wide_timeout)
-    section = {
-        "rows": rows,
-        "features": p,
-        "raw_bytes": rows * (p + 1) * 8,
-        "process": run,
-        "command": " ".join(cmd),
-    }
+    section = {"process": run, "command": " ".join(cmd)}
     if metrics.exists():
         section.update(json.loads(metrics.read_text()))
     if run["exit_code"] != 0 and not run["timed_out"]:
@@ -151,8 +140,32 @@ def bench_wide(args: argparse.Namespace, results: dict) -> None:
             f"did not finish within the {args.wide_timeout:.0f} s limit "
             f"(see {run['log']} for the last phase reached)",
         )
+    return section
+
+
+def bench_wide(args: argparse.Namespace, results: dict) -> None:
+    """Ours only, each in its own process with a time limit (see :mod:`benchmarks.wide_job`):
+    ``solver=auto`` (the row of the table), ``solver=tsqr`` (``results["wide"]["tsqr"]``) and
+    single-process numpy on the same Parquet (``results["wide"]["numpy"]``, the 3× target)."""
+    rows, p = args.wide_rows, args.wide_features
     say(
-        f"  wide: {section.get('seconds') or section.get('error')}; MLlib normal at "
-        f"{section.get('mllib_normal_width')} features: {section.get('mllib_normal')}"
+        f"wide linear regression: {rows:,} x {p:,} (ours only, own process, limit "
+        f"{args.wide_timeout:.0f} s)"
+    )
+    common.regression_parquet(rows, p, row_group_rows=1024, chunk_rows=2048)  # not timed
+    section = {"rows": rows, "features": p, **_wide_run(args, "wide")}
+    section["tsqr"] = _wide_run(args, "wide-tsqr", "--solver", "tsqr")
+    section["numpy"] = _wide_run(args, "wide-numpy", "--numpy-baseline")
+    peak = section["process"].get("peak_rss_sum_bytes")
+    if peak and section.get("memory_target_bytes"):
+        section["peak_over_memory_target"] = peak / section["memory_target_bytes"]
+    numpy_fit = section["numpy"].get("numpy_fit_s")
+    if numpy_fit and section.get("seconds"):
+        section["fit_over_numpy"] = section["seconds"] / numpy_fit
+    say(
+        f"  wide: {section.get('seconds') or section.get('error')} s (numpy "
+        f"{numpy_fit}, tsqr {section['tsqr'].get('seconds') or section['tsqr'].get('error')}); "
+        f"MLlib normal at {section.get('mllib_normal_width')} features: "
+        f"{section.get('mllib_normal')}"
     )
     results["wide"] = section

@@ -1,12 +1,19 @@
 """The wide linear regression (few rows, thousands of features), ours only, as its own process.
 
-    python -m benchmarks.wide_job --rows 20000 --features 8192 --metrics-json OUT.json
+    python -m benchmarks.wide_job --rows 20000 --features 8192 --driver-memory 10g
+    python -m benchmarks.wide_job --rows 20000 --features 8192 --solver tsqr --driver-memory 10g
+    python -m benchmarks.wide_job --rows 20000 --features 8192 --numpy-baseline
 
 Run in a subprocess so the benchmark can give it a time limit. Loads the Parquet into cached
 blocks with the library's defaults (Spark's 128 MiB splits, the loader's own block size), then
-times ``LinearRegression().fit`` on the cached data; progress lines carry time stamps so a
-run cut off by the time limit still shows which phase it was in. Also shows what MLlib's
-``solver="normal"`` says at this width (on a tiny frame).
+times ``LinearRegression(solver=...).fit`` on the cached data and says where the time went:
+load + cache, the statistics pass split into Gram (the parallel packed-triangle job), transfer
+(streaming the partials to the driver), merge and unpack, and the rest of the fit (solve,
+residual pass). It polls its own process tree (driver, JVM, Python workers) for the peak RSS
+and prints it against the target ``raw data + 4 × packed Gram``. Progress lines carry time
+stamps so a run cut off by the time limit still shows which phase it was in. Also shows what
+MLlib's ``solver="normal"`` says at this width (on a tiny frame). ``--numpy-baseline`` instead
+times single-process numpy on the same Parquet: read, ``X.T @ X``, Cholesky + solve.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -44,37 +52,57 @@ def mllib_normal_at_width(spark, p: int) -> str:
         return f"refused: {line.strip()[:300]}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks.wide_job")
-    parser.add_argument("--rows", type=int, default=20_000)
-    parser.add_argument("--features", type=int, default=8192)
-    parser.add_argument("--master", default="local[2]")
-    parser.add_argument("--driver-memory", default="4g")
-    parser.add_argument(
-        "--partition-mb",
-        type=int,
-        help="spark.sql.files.maxPartitionBytes in MiB (default: Spark's 128)",
+class _PhaseCapture(logging.Handler):
+    """Keeps the ``timings`` of the wide statistics pass, which :mod:`~.passes` logs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.timings: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.timings.update(getattr(record, "timings", {}) or {})
+
+
+def memory_target(rows: int, p: int) -> dict:
+    """The issue's memory target: raw data + 4 × the packed Gram of ``[x, y]``."""
+    raw = rows * (p + 1) * 8
+    packed = 8 * (p + 1) * (p + 2) // 2
+    return {"raw_bytes": raw, "packed_gram_bytes": packed, "memory_target_bytes": raw + 4 * packed}
+
+
+def numpy_baseline(path: str, p: int, out: dict, say) -> None:
+    """Single-process numpy normal equations on the same Parquet: read, X.T @ X, Cholesky."""
+    from scipy import linalg
+
+    started = time.perf_counter()
+    z, names = common.parquet_to_numpy(path)
+    x, y = z[:, :p], z[:, names.index("label")]
+    out["numpy_read_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    gram, rhs = x.T @ x, x.T @ y
+    out["numpy_gram_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    beta = linalg.cho_solve(linalg.cho_factor(gram, lower=True, check_finite=False), rhs)
+    out["numpy_solve_s"] = time.perf_counter() - started
+    out["numpy_fit_s"] = out["numpy_gram_s"] + out["numpy_solve_s"]
+    out["numpy_coef_finite"] = bool(np.isfinite(beta).all())
+    say(
+        "numpy: read %.1f s, X.T @ X %.1f s, Cholesky + solve %.1f s",
+        out["numpy_read_s"],
+        out["numpy_gram_s"],
+        out["numpy_solve_s"],
     )
-    parser.add_argument("--metrics-json", required=True)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("py4j").setLevel(logging.WARNING)
-    say = logging.getLogger("benchmarks.wide").info
-    out: dict = {"rows": args.rows, "features": args.features}
-    metrics = Path(args.metrics_json)
 
-    def dump():
-        metrics.write_text(json.dumps(out, default=float))
 
-    rows, p = args.rows, args.features
-    path = str(common.regression_parquet(rows, p, row_group_rows=1024, chunk_rows=2048))
+def spark_fit(args: argparse.Namespace, path: str, out: dict, dump, say) -> None:
+    """Load + cache, then the fit, with the statistics pass split into its phases."""
     spark = common.spark_session(
         args.master,
         args.driver_memory,
         app="wide linreg",
         extra={"spark.driver.maxResultSize": "8g"},
     )
-    check_width = max(p, 4097)  # show MLlib's cap even when the fit itself is narrower (--quick)
+    check_width = max(args.features, 4097)  # MLlib's cap shows even when narrower (--quick)
     out["mllib_normal_width"] = check_width
     out["mllib_normal"] = mllib_normal_at_width(spark, check_width)
     say("MLlib solver=normal with %d features: %s", check_width, out["mllib_normal"])
@@ -93,20 +121,25 @@ def main(argv: list[str] | None = None) -> int:
     out["partitions"] = data.blocks.getNumPartitions()
     say(
         "cached %d x %d in %d partitions (%.1f s)",
-        rows,
-        p,
+        args.rows,
+        args.features,
         out["partitions"],
         out["load_and_cache_s"],
     )
     dump()
+    capture = _PhaseCapture()
     logging.getLogger("sparkml_jobs").setLevel(logging.INFO)
+    logging.getLogger("sparkml_jobs.regression.passes").addHandler(capture)
     started = time.perf_counter()
     try:
-        model = LinearRegression().fit(data)
+        model = LinearRegression(solver=args.solver).fit(data)
         out["seconds"] = time.perf_counter() - started
-        truth, _, _ = common.regression_truth(p)
+        truth, _, _ = common.regression_truth(args.features)
         out["solver"] = model.summary.solver if model.summary else None
         out["max_abs_coef_error_vs_truth"] = float(np.abs(model.coefficients - truth).max())
+        phases = {f"stats_{k}": v for k, v in capture.timings.items()}
+        stats_s = sum(v for k, v in capture.timings.items() if k.endswith("_s"))
+        out |= phases | {"rest_of_fit_s": out["seconds"] - stats_s}
         say("fit %.1f s", out["seconds"])
     except Exception as exc:  # noqa: BLE001 - reported
         out["seconds_until_error"] = time.perf_counter() - started
@@ -114,6 +147,70 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("benchmarks.wide").exception("fit failed")
     dump()
     spark.stop()
+
+
+def report(out: dict) -> str:
+    """Where the time went and the peak memory against its target, as printable lines."""
+    gib = 2**30
+    rows = [
+        ("load + cache", out.get("load_and_cache_s")),
+        ("statistics: Gram (parallel job)", out.get("stats_fold_s")),
+        ("statistics: transfer of partials", out.get("stats_transfer_s")),
+        ("statistics: merge", out.get("stats_merge_s")),
+        ("statistics: unpack", out.get("stats_unpack_s")),
+        ("rest of fit (solve, residual pass)", out.get("rest_of_fit_s")),
+        ("fit total", out.get("seconds")),
+        ("numpy X.T @ X + Cholesky", out.get("numpy_fit_s")),
+    ]
+    lines = [f"  {name:36s} {v:8.1f} s" for name, v in rows if v is not None]
+    if out.get("peak_rss_sum_bytes"):
+        lines.append(
+            f"  peak RSS of the process tree {out['peak_rss_sum_bytes'] / gib:.2f} GiB; target "
+            f"(raw {out['raw_bytes'] / gib:.2f} + 4 x packed Gram "
+            f"{out['packed_gram_bytes'] / gib:.2f}) = {out['memory_target_bytes'] / gib:.2f} GiB"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks.wide_job")
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--features", type=int, default=8192)
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--driver-memory", default="10g")
+    parser.add_argument("--solver", default="auto", choices=("auto", "cholesky", "tsqr"))
+    parser.add_argument(
+        "--numpy-baseline",
+        action="store_true",
+        help="time single-process numpy on the same Parquet instead (no Spark)",
+    )
+    parser.add_argument(
+        "--partition-mb",
+        type=int,
+        help="spark.sql.files.maxPartitionBytes in MiB (default: Spark's 128)",
+    )
+    parser.add_argument("--metrics-json", help="write the measurements here (JSON)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    say = logging.getLogger("benchmarks.wide").info
+    rows, p = args.rows, args.features
+    out: dict = {"rows": rows, "features": p, "solver_requested": args.solver}
+    out |= memory_target(rows, p)
+
+    def dump():
+        if args.metrics_json:
+            Path(args.metrics_json).write_text(json.dumps(out, default=float))
+
+    path = str(common.regression_parquet(rows, p, row_group_rows=1024, chunk_rows=2048))
+    memory = common.TreeMemory(os.getpid()).start()  # driver, its JVM and the Python workers
+    if args.numpy_baseline:
+        numpy_baseline(path, p, out, say)
+    else:
+        spark_fit(args, path, out, dump, say)
+    out |= memory.stop()
+    dump()
+    print(report(out), flush=True)
     return 0
 
 

@@ -14,6 +14,7 @@ functions shared by the Spark wiring (:func:`tree_aggregate`) and its Spark-free
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import reduce
@@ -94,13 +95,16 @@ def tree_aggregate(
     comb_op: Callable[[A, A], A],
     depth: int = 2,
     stream: bool = False,
+    timings: dict[str, float] | None = None,
 ) -> A:
     """Fold every partition with ``seq_op`` from ``zero``, then merge with ``comb_op`` in a tree.
 
     ``depth`` levels: partials are grouped ``fanout = ⌈P^(1/depth)⌉`` at a time on the executors
-    until few enough remain to merge on the driver (:func:`merge_levels`). ``stream`` fetches the
-    last level one partition at a time, for partials too large to collect together (a wide Gram
-    matrix).
+    until few enough remain to merge on the driver (:func:`merge_levels`). ``stream`` is for
+    partials too large to collect together (a wide Gram matrix): the last level is computed in
+    one parallel job and kept on the executors' disks, then fetched one partition at a time, so
+    the driver holds only two partials at once. ``timings``, when given, receives ``fold_s`` (the
+    parallel job), ``transfer_s`` (fetching streamed partials) and ``merge_s`` (driver merges).
     """
 
     def fold(index: int, items: Iterable[Any]) -> list[tuple[int, A]]:
@@ -114,11 +118,46 @@ def tree_aggregate(
             .groupByKey(level.groups)
             .map(lambda group: (group[0], merge_group(group[1], comb_op)))
         )
+    clock = timings if timings is not None else {}
     if stream:
-        # one job per partition, but the driver holds only two partials at a time; partition i
-        # holds only group i (a small int key hashes to itself), so this is index order too
-        result = zero
-        for _, value in partials.toLocalIterator():
-            result = comb_op(result, value)
+        return _stream_merge(partials, zero, comb_op, clock)
+    started = time.perf_counter()
+    collected = partials.collect()
+    clock["fold_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    result = merge_final(collected, zero, comb_op)
+    clock["merge_s"] = time.perf_counter() - started
+    return result
+
+
+def _stream_merge(partials: RDD, zero: A, comb_op: Callable[[A, A], A], clock: dict) -> A:
+    """Compute every partial in one job (to the executors' disks), then merge them one by one.
+
+    ``toLocalIterator`` alone would run one job per partition, one after the other: the folds,
+    the expensive part, would never run in parallel. Disk, not memory: a wide partial is hundreds
+    of MB and the executors' heap holds the cached data already.
+    """
+    from pyspark import StorageLevel
+
+    started = time.perf_counter()
+    partials.persist(StorageLevel.DISK_ONLY)
+    try:
+        partials.count()
+        clock["fold_s"] = time.perf_counter() - started
+        result, transfer, merging = zero, 0.0, 0.0
+        # partition i holds only group i (a small int key hashes to itself): index order
+        iterator = iter(partials.toLocalIterator())
+        while True:
+            started = time.perf_counter()
+            pair = next(iterator, None)
+            transfer += time.perf_counter() - started
+            if pair is None:
+                break
+            started = time.perf_counter()
+            result = comb_op(result, pair[1])
+            del pair  # the driver holds the running merge and one partial, never more
+            merging += time.perf_counter() - started
+        clock["transfer_s"], clock["merge_s"] = transfer, merging
         return result
-    return merge_final(partials.collect(), zero, comb_op)
+    finally:
+        partials.unpersist()

@@ -9,6 +9,8 @@ their validation counts, so reading and validating are the same pass.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,8 +21,11 @@ from sparkml_jobs.errors import InputError
 from sparkml_jobs.io.blocks import Counts
 from sparkml_jobs.io.dataset import BlockData
 from sparkml_jobs.regression import cv, tsqr
+from sparkml_jobs.regression import packed as pk
 from sparkml_jobs.regression import stats as st
 from sparkml_jobs.regression.guards import ColumnRange
+
+log = logging.getLogger(__name__)
 
 
 def _block_parts(values: np.ndarray, data_layout: tuple[int, int | None, int | None]):
@@ -35,34 +40,54 @@ def _layout(data: BlockData) -> tuple[int, int | None, int | None]:
     return data.n_features, data.label_index, data.weight_index
 
 
+# A co-moment triangle above this many bytes makes a design "wide": one packed partial per task
+# slot, computed in place (:mod:`~.packed`) and merged by streaming (8 MiB: about 1,450 columns).
+WIDE_PARTIAL_BYTES = 8 * 2**20
+
+
+def _check_and_count(block, weight_index: int | None, label_index: int):
+    """(z, w, counts) of a block; ``z`` is ``None`` when the block is invalid (reported later)."""
+    values = block.values
+    w = values[:, weight_index] if weight_index is not None else None
+    counts = Counts.of_block(block, weight_index)
+    if counts.nulls.any() or counts.nonfinite.any() or (w is not None and (w < 0).any()):
+        return None, w, counts  # invalid: reported by check(), no maths on NaN
+    return values[:, : label_index + 1], w, counts
+
+
 def aggregate_stats(
-    data: BlockData, depth: int = 2
+    data: BlockData,
+    depth: int = 2,
+    *,
+    packed: bool | None = None,
+    timings: dict[str, float] | None = None,
 ) -> tuple[st.SufficientStats, Counts, ColumnRange]:
     """The one pass: per block statistics of ``[x, y]``, validation counts and every column's
     range (to tell overflow and underflow from constant columns), tree-merged.
 
-    The blocks are persisted by this pass so later passes read them from memory.
+    The blocks are persisted by this pass so later passes read them from memory. ``packed``
+    forces (or refuses) the wide path, :func:`aggregate_wide`; by default it is taken when the
+    co-moment triangle exceeds :data:`WIDE_PARTIAL_BYTES`.
     """
     width = data.n_features + 1
+    partial_bytes = 8 * width * (width + 1) // 2
+    if packed if packed is not None else partial_bytes > WIDE_PARTIAL_BYTES:
+        return aggregate_wide(data, timings)
     n_cols = len(data.columns)
     weight_index = data.weight_index
     label_index = data.label_index
     zero = (st.SufficientStats.zero(width), Counts.zero(n_cols), ColumnRange.zero(n_cols))
 
     def add(acc, block):
-        values = block.values
-        w = values[:, weight_index] if weight_index is not None else None
-        z = values[:, : label_index + 1]
-        counts = Counts.of_block(block, weight_index)
-        if counts.nulls.any() or counts.nonfinite.any() or (w is not None and (w < 0).any()):
-            # invalid: reported by check(), no maths on NaN
+        z, w, counts = _check_and_count(block, weight_index, label_index)
+        if z is None:
             return acc[0], acc[1].merge(counts), acc[2]
         with np.errstate(over="ignore", invalid="ignore"):  # overflow: named by guards
             stats = st.SufficientStats.of_block(z, w)
         return (
             acc[0].merge(stats),
             acc[1].merge(counts),
-            acc[2].merge(ColumnRange.of_block(values)),
+            acc[2].merge(ColumnRange.of_block(block.values)),
         )
 
     def merge(a, b):
@@ -70,16 +95,73 @@ def aggregate_stats(
             return a[0].merge(b[0]), a[1].merge(b[1]), a[2].merge(b[2])
 
     data.cache()
-    partial_bytes = 8 * width * (width + 1) // 2
     n_parts = data.blocks.getNumPartitions()
-    if (
-        partial_bytes > 64 * 2**20
-    ):  # wide: no shuffle of huge partials; the driver merges 2 at a time
-        return tree_aggregate(data.blocks, zero, add, merge, 1, stream=True)
     depth = max(depth, depth_for(partial_bytes, n_parts))
     return tree_aggregate(
-        data.blocks, zero, add, merge, depth, stream=partial_bytes * n_parts > 256 * 2**20
+        data.blocks,
+        zero,
+        add,
+        merge,
+        depth,
+        stream=partial_bytes * n_parts > 256 * 2**20,
+        timings=timings,
     )
+
+
+def aggregate_wide(
+    data: BlockData, timings: dict[str, float] | None = None
+) -> tuple[st.SufficientStats, Counts, ColumnRange]:
+    """:func:`aggregate_stats` for a wide design: the number of partials, not the rows, is the cost.
+
+    The cached blocks are coalesced (no shuffle) to one partition per task slot; each task adds
+    its blocks in place to one packed triangle (:class:`~.packed.PackedStats`, half a GEMM per
+    block) and ships it once; the driver streams the partials in, merging two at a time, and
+    unpacks the result once. ``timings`` receives ``partials``, ``fold_s`` (the parallel Gram
+    job), ``transfer_s``, ``merge_s`` and ``unpack_s``.
+    """
+    width = data.n_features + 1
+    n_cols = len(data.columns)
+    weight_index, label_index = data.weight_index, data.label_index
+    # the zero ships with every task: no triangle in it, each task allocates its own
+    zero = (None, Counts.zero(n_cols), ColumnRange.zero(n_cols))
+
+    def add(acc, block):
+        z, w, counts = _check_and_count(block, weight_index, label_index)
+        if z is None:
+            return acc[0], acc[1].merge(counts), acc[2]
+        stats = acc[0] if acc[0] is not None else pk.PackedStats.zero(width)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: named by guards
+            stats = stats.absorb(z, w)
+        return stats, acc[1].merge(counts), acc[2].merge(ColumnRange.of_block(block.values))
+
+    def merge(a, b):
+        with np.errstate(over="ignore", invalid="ignore"):
+            stats = b[0] if a[0] is None else (a[0] if b[0] is None else a[0].merge(b[0]))
+        return stats, a[1].merge(b[1]), a[2].merge(b[2])
+
+    data.cache()
+    blocks = data.blocks
+    slots = max(1, blocks.context.defaultParallelism)
+    if blocks.getNumPartitions() > slots:
+        blocks = blocks.coalesce(slots)  # narrow dependency: reads the cached partitions
+    clock = timings if timings is not None else {}
+    clock["partials"] = blocks.getNumPartitions()
+    packed, counts, ranges = tree_aggregate(blocks, zero, add, merge, 1, stream=True, timings=clock)
+    started = time.perf_counter()
+    stats = (packed or pk.PackedStats.zero(width)).to_stats()
+    clock["unpack_s"] = time.perf_counter() - started
+    log.info(
+        "wide statistics (%d columns, %d partials): Gram %.1f s, transfer %.1f s, merge %.1f s,"
+        " unpack %.1f s",
+        width,
+        clock["partials"],
+        clock.get("fold_s", 0.0),
+        clock.get("transfer_s", 0.0),
+        clock.get("merge_s", 0.0),
+        clock["unpack_s"],
+        extra={"timings": dict(clock)},
+    )
+    return stats, counts, ranges
 
 
 def aggregate_r(data: BlockData, fit_intercept: bool, depth: int = 2) -> tsqr.RFactor:

@@ -8,7 +8,6 @@ LeVeque, so no raw ``Σ x²`` is ever formed and no variance is computed as ``E[
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,8 +49,10 @@ class SufficientStats:
 
     def __reduce__(self):
         # ship only the upper triangle of the symmetric co-moment: half the bytes per partial
-        upper = self.comoment[_upper(len(self.mean))]
-        return _unpack_stats, (self.n, self.w_sum, self.mean, upper)
+        # (sliced row by row: index arrays for a wide triangle would outweigh the triangle)
+        from sparkml_jobs.regression.packed import pack  # packed imports this module
+
+        return _unpack_stats, (self.n, self.w_sum, self.mean, pack(self.comoment))
 
     @classmethod
     def of_block(cls, z: np.ndarray, w: np.ndarray | None = None) -> SufficientStats:
@@ -111,17 +112,10 @@ class SufficientStats:
         return SufficientStats(n=n, w_sum=w_sum, mean=mean, comoment=comoment)
 
 
-@functools.lru_cache(maxsize=4)
-def _upper(m: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.triu_indices(m)
-
-
 def _unpack_stats(n: int, w_sum: float, mean: np.ndarray, upper: np.ndarray) -> SufficientStats:
-    m = len(mean)
-    comoment = np.zeros((m, m))
-    comoment[_upper(m)] = upper
-    comoment += np.triu(comoment, 1).T
-    return SufficientStats(n=n, w_sum=w_sum, mean=mean, comoment=comoment)
+    from sparkml_jobs.regression.packed import unpack
+
+    return SufficientStats(n=n, w_sum=w_sum, mean=mean, comoment=unpack(upper, len(mean)))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,140 @@
+"""Pure numpy/scipy: centred statistics of a wide design, accumulated on the packed triangle.
+
+A wide design (thousands of columns) makes the co-moment matrix the dominant object: 8,193
+columns is 537 MB as a full matrix, 268 MB as its upper triangle. :class:`PackedStats` keeps only
+the triangle — in LAPACK's upper packed order, column ``j`` holding rows ``0 … j`` at offset
+``j (j + 1) / 2`` — and adds each block to it in place, so a partition holds one triangle, ships
+it once and the driver merges triangles with one packed rank-1 update (``dspr``).
+
+Numerics are those of :class:`~.stats.SufficientStats`: every block is centred on its own mean and
+merged with the Chan, Golub & LeVeque update. The update's rank-1 term ``f δδᵀ`` is folded into
+the block's product as one extra row ``√f δ``, so a block costs one symmetric product and nothing
+else. The product is computed a panel of columns at a time (``Z[:, panel]ᵀ Z[:, :end]``): only
+the upper triangle plus the panels' diagonal squares — about half the flops of ``ZᵀZ``, like a
+``dsyrk`` — and the panel's rows land in the triangle as contiguous slices.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import blas
+
+from sparkml_jobs.regression.stats import SufficientStats
+
+PANEL = 256  # columns per panel: big enough for BLAS-3 speed, small enough to waste ~3 % flops
+
+
+@functools.lru_cache(maxsize=8)
+def offsets(m: int) -> np.ndarray:
+    """Start of column ``j`` in the packed triangle of an ``m × m`` matrix (computed once a width).
+
+    ``m + 1`` entries; the last is the packed length ``m (m + 1) / 2``.
+    """
+    j = np.arange(m + 1, dtype=np.int64)
+    offs = j * (j + 1) // 2
+    offs.flags.writeable = False
+    return offs
+
+
+def pack(full: np.ndarray) -> np.ndarray:
+    """Upper triangle of a symmetric matrix, LAPACK packed order (column ``j``: rows ``0 … j``)."""
+    m = len(full)
+    offs = offsets(m)
+    packed = np.empty(offs[-1])
+    for j in range(m):  # row j of the lower half = column j of the upper half (symmetric)
+        packed[offs[j] : offs[j + 1]] = full[j, : j + 1]
+    return packed
+
+
+def unpack(packed: np.ndarray, m: int) -> np.ndarray:
+    """The full symmetric matrix of a packed upper triangle (no index arrays: one slice a row)."""
+    offs = offsets(m)
+    full = np.empty((m, m))
+    for j in range(m):
+        column = packed[offs[j] : offs[j + 1]]
+        full[j, : j + 1] = column
+        full[: j + 1, j] = column
+    return full
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackedStats:
+    """:class:`~.stats.SufficientStats` with the co-moment as a packed upper triangle.
+
+    :meth:`absorb` and :meth:`merge` *consume* ``self``: they update ``self.packed`` in place (a
+    wide triangle is hundreds of MB; a copy per block would double the memory and the traffic) and
+    return the new statistics sharing that buffer. Use the returned value, never ``self`` again.
+    """
+
+    n: int
+    w_sum: float
+    mean: np.ndarray
+    packed: np.ndarray
+
+    @classmethod
+    def zero(cls, width: int) -> PackedStats:
+        return cls(n=0, w_sum=0.0, mean=np.zeros(width), packed=np.zeros(offsets(width)[-1]))
+
+    @property
+    def width(self) -> int:
+        return len(self.mean)
+
+    def absorb(self, z: np.ndarray, w: np.ndarray | None = None) -> PackedStats:
+        """Add a block ``z`` (rows × width), optionally weighted, to the triangle in place."""
+        n = len(z)
+        if n == 0:
+            return self
+        w_b = float(n) if w is None else float(w.sum())
+        if w is not None and w_b <= 0:  # zero-weight rows: counted, nothing to add
+            return PackedStats(n=self.n + n, w_sum=self.w_sum, mean=self.mean, packed=self.packed)
+        mean_b = z.mean(axis=0) if w is None else (w @ z) / w_b
+        total = self.w_sum + w_b
+        rows = np.empty((n + 1, z.shape[1]))  # the centred block and the Chan row √f·δ
+        np.subtract(z, mean_b, out=rows[:n])
+        if w is not None:
+            rows[:n] *= np.sqrt(w)[:, None]
+        delta = mean_b - self.mean
+        rows[n] = delta * np.sqrt(self.w_sum * w_b / total)
+        add_gram(self.packed, rows)
+        mean = self.mean + delta * (w_b / total)
+        return PackedStats(n=self.n + n, w_sum=total, mean=mean, packed=self.packed)
+
+    def merge(self, other: PackedStats) -> PackedStats:
+        """Chan et al. merge of two triangles, in place on ``self.packed`` (one ``dspr``)."""
+        np.add(self.packed, other.packed, out=self.packed)
+        if other.w_sum == 0 or self.w_sum == 0:
+            mean = self.mean if other.w_sum == 0 else other.mean
+            return PackedStats(
+                n=self.n + other.n, w_sum=self.w_sum + other.w_sum, mean=mean, packed=self.packed
+            )
+        total = self.w_sum + other.w_sum
+        delta = other.mean - self.mean
+        f = self.w_sum * other.w_sum / total
+        packed = blas.dspr(self.width, f, delta, self.packed, lower=0, overwrite_ap=1)
+        mean = self.mean + delta * (other.w_sum / total)
+        return PackedStats(n=self.n + other.n, w_sum=total, mean=mean, packed=packed)
+
+    def to_stats(self) -> SufficientStats:
+        """The full-matrix statistics the solvers take (one ``m × m`` allocation)."""
+        return SufficientStats(
+            n=self.n, w_sum=self.w_sum, mean=self.mean, comoment=unpack(self.packed, self.width)
+        )
+
+
+def add_gram(packed: np.ndarray, rows: np.ndarray, panel: int = PANEL) -> None:
+    """``packed += triu(rowsᵀ rows)`` in place, a panel of columns at a time.
+
+    Each panel ``[j0, j1)`` costs one GEMM ``rows[:, j0:j1]ᵀ rows[:, :j1]`` — the upper trapezoid
+    of those columns, so the whole triangle costs about half of ``rowsᵀ rows`` — and its row
+    ``j − j0`` (columns ``0 … j``) is column ``j`` of the packed triangle: one contiguous add.
+    """
+    m = rows.shape[1]
+    offs = offsets(m)
+    for j0 in range(0, m, panel):
+        j1 = min(m, j0 + panel)
+        product = rows[:, j0:j1].T @ rows[:, :j1]
+        for j in range(j0, j1):
+            packed[offs[j] : offs[j + 1]] += product[j - j0, : j + 1]
