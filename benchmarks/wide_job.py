@@ -63,6 +63,11 @@ class _PhaseCapture(logging.Handler):
         self.timings.update(getattr(record, "timings", {}) or {})
 
 
+def tree_rss() -> int:
+    """Current RSS summed over this process and its descendants (JVM, Python workers)."""
+    return sum(common._rss_pss(pid)[0] for pid in common._tree(os.getpid()))
+
+
 def memory_target(rows: int, p: int) -> dict:
     """The issue's memory target: raw data + 4 × the packed Gram of ``[x, y]``."""
     raw = rows * (p + 1) * 8
@@ -102,6 +107,8 @@ def spark_fit(args: argparse.Namespace, path: str, out: dict, dump, say) -> None
         app="wide linreg",
         extra={"spark.driver.maxResultSize": "8g"},
     )
+    # what an idle session (driver, JVM) already holds: the part of the peak no algorithm owns
+    out["rss_idle_session_bytes"] = tree_rss()
     check_width = max(args.features, 4097)  # MLlib's cap shows even when narrower (--quick)
     out["mllib_normal_width"] = check_width
     out["mllib_normal"] = mllib_normal_at_width(spark, check_width)
@@ -168,6 +175,12 @@ def report(out: dict) -> str:
             f"  peak RSS of the process tree {out['peak_rss_sum_bytes'] / gib:.2f} GiB; target "
             f"(raw {out['raw_bytes'] / gib:.2f} + 4 x packed Gram "
             f"{out['packed_gram_bytes'] / gib:.2f}) = {out['memory_target_bytes'] / gib:.2f} GiB"
+        )
+    if out.get("peak_rss_sum_bytes") and out.get("rss_idle_session_bytes"):
+        above = out["peak_rss_sum_bytes"] - out["rss_idle_session_bytes"]
+        lines.append(
+            f"  of which an idle session held {out['rss_idle_session_bytes'] / gib:.2f} GiB: "
+            f"{above / gib:.2f} GiB above it"
         )
     return "\n".join(lines)
 
