@@ -173,7 +173,14 @@ def aggregate_r(data: BlockData, fit_intercept: bool, depth: int = 2) -> tsqr.RF
         x, y, w = _block_parts(block.values, layout)
         return acc.merge(tsqr.RFactor.of_block(x, y, w, fit_intercept))
 
-    return tree_aggregate(data.blocks, tsqr.RFactor.zero(width), add, tsqr.RFactor.merge, depth)
+    zero, blocks = tsqr.RFactor.zero(width), data.blocks
+    if 8 * width * (width + 1) // 2 > WIDE_PARTIAL_BYTES:
+        # wide: as the statistics pass, one R per task slot, no shuffle of R factors, streamed
+        slots = max(1, blocks.context.defaultParallelism)
+        if blocks.getNumPartitions() > slots:
+            blocks = blocks.coalesce(slots)
+        return tree_aggregate(blocks, zero, add, tsqr.RFactor.merge, 1, stream=True)
+    return tree_aggregate(blocks, zero, add, tsqr.RFactor.merge, depth)
 
 
 SAMPLE_ROWS = 2000

@@ -64,9 +64,10 @@ def test_fewer_partitions_than_slots_are_not_split(spark, wide):
     assert timings["partials"] == 1 and stats.n == N
 
 
-def test_wide_fit_matches_lstsq(spark, wide):
+@pytest.mark.parametrize("solver", ["auto", "tsqr"])
+def test_wide_fit_matches_lstsq(spark, wide, solver):
     path, x, y = wide
-    model = LinearRegression().fit(load(spark, path, 3))
+    model = LinearRegression(solver=solver).fit(load(spark, path, 3))
     truth = np.linalg.lstsq(np.column_stack([np.ones(N), x]), y, rcond=None)[0]
     got = np.concatenate([[model.intercept], model.coefficients])
     assert np.max(np.abs(got - truth)) / np.max(np.abs(truth)) < 1e-9
