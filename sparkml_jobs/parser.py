@@ -136,7 +136,8 @@ def _add_handle_unknown(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     parser = UsageParser(
         prog="sparkml-jobs",
-        description="Distributed machine learning as Spark batch jobs: linear regression and k-means.",
+        description="Distributed machine learning as Spark batch jobs: "
+        "linear regression and k-means.",
     )
     algos = parser.add_subparsers(dest="algo", required=True, parser_class=UsageParser)
     actions: dict[str, argparse.ArgumentParser] = {}
