@@ -263,6 +263,8 @@ class KMeans:
     initial_centers : ndarray of shape (k, n_features), optional
     distance : {"euclidean", "cosine"}
     n_init : int
+    standardize : bool
+        Cluster standardised features (see :class:`sparkml_jobs.clustering.estimator.KMeans`).
     """
 
     k: int = 2
@@ -275,6 +277,7 @@ class KMeans:
     n_init: int = 1
     init_steps: int = 2
     mode: str = "auto"
+    standardize: bool = False
 
     def __post_init__(self) -> None:
         self.estimator()
@@ -293,6 +296,7 @@ class KMeans:
             n_init=self.n_init,
             init_steps=self.init_steps,
             mode=self.mode,
+            standardize=self.standardize,
         )
 
     def fit(

@@ -18,6 +18,7 @@ from pyspark.sql import types as T
 
 from sparkml_jobs.clustering import init, lloyd
 from sparkml_jobs.clustering import kernels as kk
+from sparkml_jobs.clustering.standardize import Standardizer
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io.dataset import BlockData
 from sparkml_jobs.io.score import score_frame
@@ -49,26 +50,49 @@ class KMeansSummary:
 
 @dataclass(frozen=True, kw_only=True)
 class KMeansModel:
-    """Fitted centres; ``predict`` gives the nearest centre and the distance to it."""
+    """Fitted centres; ``predict`` gives the nearest centre and the distance to it.
+
+    ``centers`` are always in the data's units. A model fitted with ``standardize=True`` also
+    holds the training data's weighted ``mean`` and standard deviation ``scale`` per feature:
+    rows and centres are then compared as ``(x − mean) / scale``, and the distance ``predict``
+    reports (like the summary's cost and shifts) is measured in those standardised units.
+    """
 
     features: list[str]
-    centers: np.ndarray  # (k, n_features)
+    centers: np.ndarray  # (k, n_features), in the data's units
     params: dict[str, Any]
     summary: KMeansSummary | None = None
     # a bounded sample of the training points and their clusters, for plots (not saved)
     sample: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    mean: np.ndarray | None = None  # (n_features,) with standardize=True
+    scale: np.ndarray | None = None  # (n_features,) with standardize=True
 
     @property
     def distance(self) -> str:
         return self.params.get("distance", "euclidean")
 
+    @property
+    def standardizer(self) -> Standardizer | None:
+        """The training data's scaling (``None`` for a model fitted without ``standardize``)."""
+        if self.mean is None or self.scale is None:
+            return None
+        return Standardizer(mean=self.mean, scale=self.scale)
+
     def predict_array(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(cluster, distance) per row: Euclidean distance, or ``1 − cos`` for cosine.
 
-        Rows far beyond 1e±30 are assigned on rescaled coordinates (:class:`~.kernels.Rescale`),
-        so ``‖x‖²`` cannot overflow; a row with a NaN gets a NaN distance (the loader refuses
-        those before scoring).
+        With a standardised model the rows and the centres are first mapped to
+        ``(x − mean) / scale`` and the distance is the Euclidean distance there (standardised
+        units, what the fit minimised). Rows far beyond 1e±30 are assigned on rescaled
+        coordinates (:class:`~.kernels.Rescale`), so ``‖x‖²`` cannot overflow; a row with a NaN
+        gets a NaN distance (the loader refuses those before scoring).
         """
+        scaler = self.standardizer
+        if scaler is not None:
+            plain = KMeansModel(
+                features=self.features, centers=scaler.apply(self.centers), params=self.params
+            )
+            return plain.predict_array(scaler.apply(x))
         if self.distance == "cosine":
             labels, d2 = kk.assign(kk.normalize_rows(x), self.centers)
             return labels, d2 / 2.0
@@ -135,6 +159,14 @@ class KMeans:
     checkpoint_dir : str, optional
         Checkpoint the cached points there (reliable storage on a cluster), so recovering a lost
         block does not go back to the input files.
+    standardize : bool
+        Cluster ``(x − mean) / std`` per feature, with the weighted mean and population
+        (``ddof=0``) weighted standard deviation of the training data — scikit-learn's
+        ``StandardScaler`` with ``sample_weight`` — computed in the load pass (no extra read).
+        The model saves ``mean`` and ``scale``; its centres are in the data's units, while the
+        cost, the shifts, ``tol`` and the predicted distances are in standardised units.
+        ``initial_centers`` are given in the data's units. A constant column is refused.
+        Euclidean distance only.
     """
 
     k: int = 2
@@ -149,6 +181,7 @@ class KMeans:
     chunk_rows: int | None = None
     mode: str = "auto"
     checkpoint_dir: str | None = None
+    standardize: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -166,6 +199,10 @@ class KMeans:
             (self.n_init >= 1, f"n_init must be >= 1, got {self.n_init!r}"),
             (self.init_steps >= 1, f"init_steps must be >= 1, got {self.init_steps!r}"),
             (self.mode in MODES, f"mode must be one of {', '.join(MODES)}, got {self.mode!r}"),
+            (
+                not (self.standardize and self.distance == "cosine"),
+                "--standardize applies to the euclidean distance only (cosine compares directions)",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -199,6 +236,15 @@ class KMeans:
             points.context.setCheckpointDir(self.checkpoint_dir)
             points.checkpoint()
         try:
+            if self.standardize:
+                counts, moments = lloyd.validate(data, points, moments=True)
+                p = data.n_features
+                scaler = Standardizer.from_moments(
+                    moments, data.features, counts.lo[:p], counts.hi[:p]
+                )
+                log.info("standardised features: mean %s, scale %s", scaler.mean, scaler.scale)
+                points = lloyd.standardize(points, scaler)
+                return self.fit_prepared(points, data, counts.rows, scaler=scaler)
             counts = lloyd.validate(data, points)
             points, scaling = lloyd.rescale(points, data, counts, self.distance)
             return self.fit_prepared(points, data, counts.rows, scaling)
@@ -206,10 +252,16 @@ class KMeans:
             points.unpersist()
 
     def fit_prepared(
-        self, points, data: BlockData, n_rows: int, scaling: kk.Rescale | None = None
+        self,
+        points,
+        data: BlockData,
+        n_rows: int,
+        scaling: kk.Rescale | None = None,
+        scaler: Standardizer | None = None,
     ) -> KMeansModel:
         """Fit on the cached points of :func:`prepare`, checked by :func:`validate` and rescaled
-        by :func:`~.lloyd.rescale` (``scaling``, or ``None`` if they were not).
+        by :func:`~.lloyd.rescale` (``scaling``, or ``None`` if they were not) or standardised
+        by :func:`~.lloyd.standardize` (``scaler``).
 
         Lets several fits share one read of the data (the k sweep); the caller unpersists.
         """
@@ -220,7 +272,9 @@ class KMeans:
             )
         log.info("k-means iterations in %s mode: %s", mode, reason)
         runs = [
-            self._fit_once(points, data.features, n_rows, self.seed + i, scaling, (mode, reason))
+            self._fit_once(
+                points, data.features, n_rows, self.seed + i, scaling, (mode, reason), scaler
+            )
             for i in range(self.n_init)
         ]
         centers, summary, sample = min(runs, key=lambda run: run[1].cost)
@@ -228,12 +282,18 @@ class KMeans:
             centers = scaling.points_out(centers)
             if sample[0] is not None:
                 sample = (scaling.points_out(sample[0]), sample[1])
+        if scaler is not None:  # reported in the data's units; the fit ran on standardised ones
+            centers = scaler.points_out(centers)
+            if sample[0] is not None:
+                sample = (scaler.points_out(sample[0]), sample[1])
         return KMeansModel(
             features=data.features,
             centers=centers,
             params=self.params(),
             summary=summary,
             sample=sample,
+            mean=None if scaler is None else scaler.mean,
+            scale=None if scaler is None else scaler.scale,
         )
 
     def _fit_once(
@@ -244,6 +304,7 @@ class KMeans:
         seed: int,
         scaling: kk.Rescale | None,
         mode: tuple[str, str],
+        scaler: Standardizer | None = None,
     ):
         """One run from one initialisation: (centres, summary, (sample points, labels)), the
         centres and sample still in the rescaled coordinates, the summary in the data's units."""
@@ -253,6 +314,7 @@ class KMeans:
             centers = np.array(self.initial_centers, dtype=np.float64)
             centers = kk.normalize_rows(centers) if cosine else centers
             centers = scaling.apply(centers) if scaling is not None else centers
+            centers = scaler.apply(centers) if scaler is not None else centers
         else:
             centers = init.initialise(points, self.k, d, self.init, seed, self.init_steps)
             centers = init.ensure_distinct(points, centers, self.k)

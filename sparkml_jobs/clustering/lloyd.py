@@ -34,6 +34,7 @@ import numpy as np
 from sparkml_jobs import progress
 from sparkml_jobs.clustering import kernels as kk
 from sparkml_jobs.clustering.bounds import MIN_K, Bounds, bounded_partial
+from sparkml_jobs.clustering.standardize import Moments, Standardizer
 from sparkml_jobs.engine.aggregate import merge_locally, tree_aggregate
 from sparkml_jobs.engine.allgather import AllGather, split_bundle
 from sparkml_jobs.engine.broadcast import broadcast_scope
@@ -67,17 +68,32 @@ def prepare(data: BlockData, distance: str):
     return points.persist()
 
 
-def validate(data: BlockData, points) -> Counts:
+def validate(data: BlockData, points, moments: bool = False):
     """The load pass: materialises the cache and checks the validation counts it carries.
 
-    Returns the merged counts (rows, and every column's range for :func:`rescale`).
+    Returns the merged counts (rows, and every column's range for :func:`rescale`); with
+    ``moments=True``, ``(counts, moments)``: the same single pass also merges every block's
+    weighted feature :class:`~.standardize.Moments` (for :func:`standardize`), so standardising
+    costs no second read of the data.
     """
-    zero = (Counts.zero(len(data.columns)), 0)
-    counts, zero_norm = tree_aggregate(
+    d = data.n_features
+
+    def block_moments(block: kk.PointBlock) -> Moments:
+        if not moments:
+            return Moments.zero(0)  # nothing computed, nothing shipped
+        with np.errstate(all="ignore"):  # a NaN/inf block is refused by data.check below
+            return Moments.of(block.x, block.w)
+
+    zero = (Counts.zero(len(data.columns)), 0, Moments.zero(d if moments else 0))
+    counts, zero_norm, merged = tree_aggregate(
         points,
         zero,
-        lambda acc, block: (acc[0].merge(block.counts), acc[1] + block.zero_norm),
-        lambda a, b: (a[0].merge(b[0]), a[1] + b[1]),
+        lambda acc, block: (
+            acc[0].merge(block.counts),
+            acc[1] + block.zero_norm,
+            acc[2].merge(block_moments(block)),
+        ),
+        lambda a, b: (a[0].merge(b[0]), a[1] + b[1], a[2].merge(b[2])),
     )
     data.check(counts)
     if zero_norm:
@@ -91,7 +107,25 @@ def validate(data: BlockData, points) -> Counts:
         data.n_features,
         points.getNumPartitions(),
     )
-    return counts
+    return (counts, merged) if moments else counts
+
+
+def standardize(points, scaler: Standardizer):
+    """The cached points as ``(x − mean) / scale``: one map over the cache (not the input),
+    cached and materialised, then the unscaled cache dropped.
+
+    Materialised once rather than applied per block in every iteration, so the broadcast
+    iterations, the initialisation passes and the barrier stage all read ready points at no extra
+    cost per iteration; the price is a transient second copy while the map runs.
+    """
+
+    def scale(block: kk.PointBlock) -> kk.PointBlock:
+        return kk.PointBlock(scaler.apply(block.x), block.w, block.counts, block.zero_norm)
+
+    scaled = points.map(scale).persist()
+    scaled.count()
+    points.unpersist()
+    return scaled
 
 
 def rescale(points, data: BlockData, counts: Counts, distance: str):

@@ -123,7 +123,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Cost of a saved model's centres on ``data``, its cluster sizes and sampled silhouette.
 
-    One pass: the assignment job that sums the cost also draws the silhouette sample.
+    One pass: the assignment job that sums the cost also draws the silhouette sample. For a
+    standardised model the cost and silhouette are in its standardised units (its saved scaling).
     """
     if data.features != model.features:
         raise InputError(
@@ -135,12 +136,17 @@ def evaluate(
     try:
         counts = lloyd.validate(data, points)
         n_rows = counts.rows
-        if model.distance == "euclidean":  # the centres' range counts as much as the data's
+        scaler = model.standardizer
+        if scaler is not None:  # the model's own scaling (not this data's): standardised units
+            points = lloyd.standardize(points, scaler)
+            counts = dataclasses.replace(counts, lo=None)  # rescale() steps aside
+        elif model.distance == "euclidean":  # the centres' range counts as much as the data's
             p = len(model.features)
             counts.lo[:p] = np.minimum(counts.lo[:p], model.centers.min(axis=0))
             counts.hi[:p] = np.maximum(counts.hi[:p], model.centers.max(axis=0))
         points, scaling = lloyd.rescale(points, data, counts, model.distance)
         centers = scaling.apply(model.centers) if scaling is not None else model.centers
+        centers = scaler.apply(centers) if scaler is not None else centers
         partial = lloyd.lloyd_step(
             points,
             centers,

@@ -152,7 +152,11 @@ def _load_factor(
 
 
 def save_kmeans(model: KMeansModel, path: str, overwrite: bool = False) -> None:
-    """Directory with ``model.json`` (centres inline, and as ``centers.npy``) and ``_SUCCESS``."""
+    """Directory with ``model.json`` (centres inline, and as ``centers.npy``) and ``_SUCCESS``.
+
+    A standardised model also saves its ``mean`` and ``scale`` (inline and as ``.npy``); a model
+    without them is written exactly as before, so older versions still read it.
+    """
 
     document = {
         "kind": KMEANS_KIND,
@@ -161,7 +165,11 @@ def save_kmeans(model: KMeansModel, path: str, overwrite: bool = False) -> None:
         "params": model.params,
         "summary": model.summary.to_dict() if model.summary else None,
     }
-    persist.write_model_dir(path, document, {"centers": model.centers}, overwrite)
+    arrays = {"centers": model.centers}
+    if model.mean is not None and model.scale is not None:
+        document["standardize"] = {"mean": model.mean, "scale": model.scale}
+        arrays.update(standardize_mean=model.mean, standardize_scale=model.scale)
+    persist.write_model_dir(path, document, arrays, overwrite)
 
 
 def load_kmeans(path: str) -> KMeansModel:
@@ -191,4 +199,28 @@ def load_kmeans(path: str) -> KMeansModel:
             summary = KMeansSummary(**doc["summary"])
         except TypeError as exc:
             raise InputError(f"{where / persist.MODEL_FILE}: invalid 'summary': {exc}") from exc
-    return KMeansModel(features=features, centers=centers, params=params, summary=summary)
+    mean, scale = _load_standardize(doc, where, len(features))
+    return KMeansModel(
+        features=features,
+        centers=centers,
+        params=params,
+        summary=summary,
+        mean=mean,
+        scale=scale,
+    )
+
+
+def _load_standardize(doc: dict, where: persist.ModelDir, p: int):
+    """(mean, scale) of a standardised k-means model, or (None, None) (older models have none)."""
+    block = doc.get("standardize")
+    if block is None:
+        return None, None
+    persist.require(isinstance(block, dict), where, "'standardize' must be an object")
+    mean = np.array(persist.float_list(block.get("mean"), p, where, "standardize.mean"), float)
+    scale = np.array(persist.float_list(block.get("scale"), p, where, "standardize.scale"), float)
+    persist.require(bool(np.all(scale > 0)), where, "'standardize.scale' must be positive numbers")
+    for name, values in (("standardize_mean", mean), ("standardize_scale", scale)):
+        if name in where.arrays:
+            stored = persist.load_array(where, name, (p,))
+            persist.require(np.array_equal(stored, values), where, f"'{name}.npy' differs")
+    return mean, scale

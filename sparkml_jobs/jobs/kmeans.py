@@ -83,6 +83,7 @@ def kmeans_fit(args: argparse.Namespace) -> dict[str, Any]:
         init_steps=args.init_steps,
         mode=args.mode,
         checkpoint_dir=args.checkpoint_dir,
+        standardize=getattr(args, "standardize", False),  # before and after the CLI flag exists
     )
     KMeans(**options)  # validate the parameters before starting Spark
     spark = start_session(args)
