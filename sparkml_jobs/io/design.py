@@ -2,10 +2,11 @@
 
 A :class:`~sparkml_jobs.regression.formula.Formula` says which factors a model has; this module
 looks at the data once to decide what each bare column is and which levels each categorical one
-takes (:func:`scan`: one exploded ``groupBy`` in the JVM, distinct values with their counts, at
-most ``max_levels + 1`` per column reach the driver), then writes every design column as a Spark
-SQL expression (:func:`design_columns`) — ``log``, ``I(b ** 2)``, ``a:group[T.x]`` become
-arithmetic and ``CASE WHEN`` on the JVM side, so the Arrow → numpy block path stays numeric.
+takes (:func:`~.levels.scan`: one exploded ``groupBy`` in the JVM, distinct values with their
+counts, at most ``max_levels + 1`` per column reach the driver), then writes every design
+column as a Spark SQL expression (:func:`design_columns`) — ``log``, ``I(b ** 2)``,
+``a:group[T.x]`` become arithmetic and ``CASE WHEN`` on the JVM side, so the Arrow → numpy
+block path stays numeric.
 
 Which columns are categorical: ``C(x)`` always; a bare column when its Spark type is text or
 boolean; in a CSV (every column arrives as text) when its values are not numbers — all of them:
@@ -16,144 +17,29 @@ arithmetic (``log(cut)``) is refused. Numbers follow numpy: ``log(0)`` is −inf
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkml_jobs.errors import InputError
-from sparkml_jobs.io import read
+from sparkml_jobs.io import read, sources
+from sparkml_jobs.io.levels import (
+    ALL,
+    SNIFF,
+    ColumnScan,
+    levels_of,
+    matches,
+    scan,
+)
 from sparkml_jobs.regression import formula as fm
 
 DEFAULT_MAX_LEVELS = 1000
-_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
-_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
-_TEXT, _NUMERIC, _NULL, _KNOWN = 0, 1, 2, 3  # what a cell is, in the scan
-ALL, SNIFF = "all", "sniff"  # scan modes: every value a level / numbers counted, not listed
 INF, NAN = float("inf"), float("nan")
 
 
 # --------------------------------------------------------------------------- the levels scan
-
-
-@dataclass(frozen=True, kw_only=True)
-class ColumnScan:
-    """One column as the scan saw it: row counts by kind and its text values (most frequent
-    first, at most ``max_levels + 1`` of them; ``distinct`` counts them all)."""
-
-    rows: int = 0
-    nulls: int = 0
-    numbers: int = 0
-    known: int = 0
-    text_rows: int = 0
-    distinct: int = 0
-    values: list[tuple[str, int]] = field(default_factory=list)
-
-
-def scan(
-    frame: DataFrame,
-    modes: dict[str, str],
-    max_levels: int,
-    known: dict[str, tuple[str, list[fm.Level]]] | None = None,
-) -> dict[str, ColumnScan]:
-    """Every requested column's values and counts, in one Spark aggregation.
-
-    ``modes[c]`` is :data:`ALL` (every value is a level) or :data:`SNIFF` (values that are
-    numbers are only counted). Columns in ``known`` (kind, levels) count the known levels
-    without listing them, so only unseen ones come back.
-    """
-    known = known or {}
-    entries = []
-    for j, name in enumerate(modes):
-        raw = read.col(name)
-        kind = F.when(raw.isNull(), _NULL)
-        if name in known:
-            kind = kind.when(is_known(name, *known[name]), _KNOWN)
-        elif modes[name] == SNIFF:
-            kind = kind.when(read.as_double(name).isNotNull(), _NUMERIC)
-        kind = kind.otherwise(_TEXT)
-        value = F.when(kind == _TEXT, raw.cast("string"))
-        entries.append(F.struct(F.lit(j).alias("j"), kind.alias("k"), value.alias("v")))
-    cells = frame.select(F.explode(F.array(*entries)).alias("e")).select("e.j", "e.k", "e.v")
-    counted = cells.groupBy("j", "k", "v").agg(F.count(F.lit(1)).alias("c"))
-    group = Window.partitionBy("j", "k")
-    ranked = counted.select(
-        "j",
-        "k",
-        "v",
-        "c",
-        F.row_number().over(group.orderBy(F.desc("c"), "v")).alias("r"),
-        F.count(F.lit(1)).over(group).alias("n"),
-        F.sum("c").over(group).alias("total"),
-    )
-    rows = ranked.where(F.col("r") <= max_levels + 1).collect()  # bounded: the driver's share
-    names = list(modes)
-    found: dict[str, dict] = {n: {"values": []} for n in names}
-    for row in sorted(rows, key=lambda r: (r["j"], r["k"], r["r"])):
-        entry = found[names[row["j"]]]
-        if row["k"] == _TEXT:
-            entry["values"].append((row["v"], row["c"]))
-            entry["distinct"], entry["text_rows"] = row["n"], row["total"]
-        else:
-            entry[{_NUMERIC: "numbers", _NULL: "nulls", _KNOWN: "known"}[row["k"]]] = row["total"]
-    scans = {}
-    for name, entry in found.items():
-        counts = {k: int(entry.get(k, 0)) for k in ("nulls", "numbers", "known", "text_rows")}
-        scans[name] = ColumnScan(
-            rows=sum(counts.values()),
-            distinct=int(entry.get("distinct", 0)),
-            values=entry["values"],
-            **counts,
-        )
-    return scans
-
-
-def is_known(name: str, kind: str, levels: list[fm.Level]) -> Column:
-    """Whether column ``name`` holds one of ``levels`` (compared as its ``kind``)."""
-    return _key(name, kind).isin([_literal(kind, v) for v in levels])
-
-
-def matches(name: str, kind: str, level: fm.Level) -> Column:
-    """Whether column ``name`` holds ``level`` (a number compared as a number, a boolean by its
-    text ``true``/``false`` in any case, text exactly)."""
-    return _key(name, kind) == F.lit(_literal(kind, level))
-
-
-def _key(name: str, kind: str) -> Column:
-    if kind == "number":
-        return read.as_double(name)
-    if kind == "boolean":
-        return F.lower(F.trim(read.col(name).cast("string")))
-    return read.col(name).cast("string")
-
-
-def _literal(kind: str, level: fm.Level):
-    if kind == "number":
-        return float(level)
-    if kind == "boolean":
-        return "true" if level else "false"
-    return level
-
-
-def levels_of(values: list[str], dtype: T.DataType, typed: bool) -> tuple[str, list[fm.Level]]:
-    """(kind, sorted levels) of a categorical column from its distinct values as text.
-
-    A typed text column (Parquet, a table) is text, as pandas reads it; a CSV column of numbers
-    gives numeric levels (integers when every value is one) and of true/false booleans.
-    """
-    if isinstance(dtype, T.BooleanType):
-        return "boolean", fm.sort_levels([v.lower() == "true" for v in values])
-    if isinstance(dtype, T.NumericType):
-        cast = int if isinstance(dtype, T.IntegralType) else float
-        return "number", fm.sort_levels([cast(v) for v in values])
-    if not typed and values and all(_NUMBER.fullmatch(v) for v in values):
-        cast = int if all(_INTEGER.fullmatch(v) for v in values) else float
-        return "number", fm.sort_levels([cast(v) for v in values])
-    if not typed and values and all(v.strip().lower() in ("true", "false") for v in values):
-        return "boolean", fm.sort_levels([v.strip().lower() == "true" for v in values])
-    return "text", fm.sort_levels(values)
 
 
 # --------------------------------------------------------------------------- numeric expressions
@@ -210,7 +96,7 @@ def design_columns(design: fm.Design) -> list[Column]:
             missing, hit = F.lit(False), F.lit(True)
             for name, index in column.levels:
                 source = factors[name].column
-                missing = missing | read.col(source).isNull()
+                missing = missing | sources.col(source).isNull()
                 level = design.levels[name][index]
                 hit = hit & matches(source, design.kinds[name], level)
             # an unseen level matches no level: all-zero dummies (refused before, unless asked)
@@ -231,7 +117,7 @@ class _Plan:
 
 
 def _plan(frame: DataFrame, formula: fm.Formula, source: str) -> _Plan:
-    available = read.data_columns(frame)
+    available = sources.data_columns(frame)
     unknown = [c for c in formula.columns() if c not in available]
     if unknown:
         raise InputError(
@@ -239,7 +125,7 @@ def _plan(frame: DataFrame, formula: fm.Formula, source: str) -> _Plan:
             f"(columns: {', '.join(available)})"
         )
     types = {f.name: f.dataType for f in frame.schema.fields}
-    typed = read.corrupt_column(frame) is None
+    typed = sources.corrupt_column(frame) is None
     modes: dict[str, str] = {}
     used = set(formula.label.expr.columns())
     for factor in formula.factors.values():
@@ -350,12 +236,12 @@ def encode(frame: DataFrame, design: fm.Design, *, label: bool, weight: str | No
         raise InputError(f"formula: the label {label_name!r} is also a term")
     if weight is not None and weight in taken:
         raise InputError(f"--weight-col {weight!r} is also a term or the label of the formula")
-    corrupt = read.corrupt_column(frame)
+    corrupt = sources.corrupt_column(frame)
     return frame.select(
         *design_columns(design),
         *([numeric(design.formula.label.expr).alias(label_name)] if label else []),
-        *([read.col(weight)] if weight is not None else []),
-        *([read.col(corrupt)] if corrupt is not None else []),
+        *([sources.col(weight)] if weight is not None else []),
+        *([sources.col(corrupt)] if corrupt is not None else []),
     )
 
 
@@ -423,24 +309,24 @@ def _diagnostics(frame: DataFrame, design: fm.Design, weight: str | None) -> Dat
     so a message shows the user's value ('Fair'), not the null of ``log('Fair')``."""
     factors = design.formula.factors
     values = [*design_columns(design), numeric(design.formula.label.expr)]
-    sources = [
+    inputs = [
         [c for n in column.numeric for c in factors[n].expr.columns()] for column in design.columns
     ]
-    sources.append(design.formula.label.expr.columns())
+    inputs.append(design.formula.label.expr.columns())
     if weight is not None:
         values.append(read.as_double(weight))
-        sources.append([weight])
+        inputs.append([weight])
 
     def raw(columns: list[str]) -> Column:
         texts = [
-            F.when(read.as_double(c).isNull(), read.col(c).cast("string"))
+            F.when(read.as_double(c).isNull(), sources.col(c).cast("string"))
             for c in dict.fromkeys(columns)
         ]
         return F.coalesce(*texts, F.lit(None).cast("string"))
 
     return frame.select(
         *[v.alias(f"_t{j}") for j, v in enumerate(values)],
-        *[raw(c).alias(f"_r{j}") for j, c in enumerate(sources)],
+        *[raw(c).alias(f"_r{j}") for j, c in enumerate(inputs)],
     )
 
 
@@ -448,9 +334,9 @@ def for_scoring(frame: DataFrame, design: fm.Design) -> tuple[DataFrame, list[st
     """``frame`` plus the design's columns under fresh names (dropped again after scoring)."""
     hidden: list[str] = []
     for j in range(len(design.columns)):
-        hidden.append(read.fresh_name(f"_design{j}", frame.columns + hidden))
+        hidden.append(sources.fresh_name(f"_design{j}", frame.columns + hidden))
     columns = [c.alias(h) for c, h in zip(design_columns(design), hidden, strict=True)]
-    return frame.select(*[read.col(c) for c in frame.columns], *columns), hidden
+    return frame.select(*[sources.col(c) for c in frame.columns], *columns), hidden
 
 
 def numeric_inputs(design: fm.Design) -> list[str]:
@@ -462,37 +348,3 @@ def numeric_inputs(design: fm.Design) -> list[str]:
         for c in f.expr.columns()
     ]
     return list(dict.fromkeys(names))
-
-
-def has_categories(
-    frame: DataFrame, columns: list[str], sample_rows: int = 1000, mixed_is_numeric: bool = False
-) -> bool:
-    """Whether any of ``columns`` is categorical: text or boolean by type, or — in a CSV, where
-    every column is text — holding text that is not a number among its first ``sample_rows``
-    rows (a cheap look; a column that shows text only later is reported as non-numeric).
-
-    With ``mixed_is_numeric`` (``--handle-invalid skip``) a CSV column whose sample holds numbers
-    is numeric whatever else it holds: its other cells are bad cells, their rows skipped."""
-    types = {f.name: f.dataType for f in frame.schema.fields}
-    columns = [c for c in columns if c in types]  # unknown names are reported by the reader
-    if any(isinstance(types[c], T.BooleanType) for c in columns):
-        return True
-    text = [c for c in columns if isinstance(types[c], T.StringType)]
-    if not text:
-        return False
-    if read.corrupt_column(frame) is None:
-        return True
-    rows = frame.select(*[read.col(c) for c in text]).limit(sample_rows).collect()
-    for j in range(len(text)):
-        values = [row[j] for row in rows if row[j] is not None and row[j].strip()]
-        if mixed_is_numeric and any(_is_number(v) for v in values):
-            continue
-        if any(not _is_number(v) for v in values):
-            return True
-    return False
-
-
-def _is_number(text: str) -> bool:
-    """As Spark's cast to double reads text (numbers, NaN, inf, Infinity with a sign)."""
-    word = text.strip().lower().lstrip("+-")
-    return bool(_NUMBER.fullmatch(text)) or word in ("nan", "inf", "infinity")

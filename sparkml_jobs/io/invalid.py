@@ -20,7 +20,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from sparkml_jobs.io import persist
-from sparkml_jobs.io.read import as_double, col, corrupt_column, data_columns, fresh_name
+from sparkml_jobs.io.read import as_double
+from sparkml_jobs.io.sources import col, corrupt_column, data_columns, fresh_name
 
 log = logging.getLogger(__name__)
 

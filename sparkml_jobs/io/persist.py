@@ -208,7 +208,7 @@ def write_table(frame, name: str, partition_by: list[str], overwrite: bool) -> N
     try:
         writer.saveAsTable(name)
     except Exception as exc:
-        from sparkml_jobs.io.read import spark_error_line
+        from sparkml_jobs.io.sources import spark_error_line
 
         raise InputError(f"cannot write table {name}: {spark_error_line(exc)}") from exc
 

@@ -16,7 +16,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from sparkml_jobs.errors import InputError
-from sparkml_jobs.io.read import as_double, col
+from sparkml_jobs.io.read import as_double
+from sparkml_jobs.io.sources import col
 
 
 def score_frame(frame: DataFrame, features: list[str], score, outputs: T.StructType) -> DataFrame:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sparkml_jobs.clustering.estimator import INITS
 from sparkml_jobs.errors import InputError
-from sparkml_jobs.io import filesystem, invalid, persist, read, sparkml
+from sparkml_jobs.io import filesystem, invalid, persist, read, sources, sparkml
 from sparkml_jobs.reporting import figures, pages
 from sparkml_jobs.session import get_session
 
@@ -25,7 +25,7 @@ def start_session(args: argparse.Namespace):
         conf=spark_conf(args),
     )
     if getattr(args, "input_table", None):
-        args.input, args.format = args.input_table, read.TABLE
+        args.input, args.format = args.input_table, sources.TABLE
     check_outputs(args)
     return spark
 
@@ -61,7 +61,7 @@ def load_input(
             delimiter=args.delimiter,
             num_partitions=args.partitions,
         )
-    frame = read.read_source(spark, args.input, args.format, delimiter=args.delimiter)
+    frame = sources.read_source(spark, args.input, args.format, delimiter=args.delimiter)
     features = read.resolve_columns(
         frame, args.input, label=label, features=features, weight=weight
     )
@@ -108,18 +108,18 @@ def check_outputs(args: argparse.Namespace) -> None:
     flags = ("--output", "--report", "--rejects", "--metrics-json")
     outputs = [(flag, named(flag)) for flag in flags]
     outputs = [(flag, value, fs.qualify(value)) for flag, value in outputs if value]
-    sources = [(flag, named(flag)) for flag in ("--input", "--subtract", "--model", "--init")]
+    inputs = [(flag, named(flag)) for flag in ("--input", "--subtract", "--model", "--init")]
     # --init spark-ml:DIR names the directory DIR
-    sources = [(f, v and v.removeprefix(sparkml.INIT_PREFIX)) for f, v in sources]
-    sources = [
+    inputs = [(f, v and v.removeprefix(sparkml.INIT_PREFIX)) for f, v in inputs]
+    inputs = [
         (flag, fs.qualify(value))
-        for flag, value in sources
+        for flag, value in inputs
         if value
-        and not (flag == "--input" and getattr(args, "format", None) == read.TABLE)
+        and not (flag == "--input" and getattr(args, "format", None) == sources.TABLE)
         and not (flag == "--init" and value in INITS)
     ]
     for i, (flag, value, target) in enumerate(outputs):
-        for source_flag, source in sources:
+        for source_flag, source in inputs:
             if _overlaps(target, source):
                 raise InputError(
                     f"{flag} {value} would overwrite {source_flag}: choose another path"

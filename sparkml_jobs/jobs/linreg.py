@@ -11,7 +11,7 @@ from typing import Any
 
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io import design as encoding
-from sparkml_jobs.io import invalid, models, persist, read, sparkml
+from sparkml_jobs.io import invalid, levels, models, persist, read, sources, sparkml
 from sparkml_jobs.jobs.common import (
     check_report,
     load_input,
@@ -66,15 +66,15 @@ def linreg_fit(args: argparse.Namespace) -> dict[str, Any]:
 def _linreg_fit_data(spark, args: argparse.Namespace):
     """(BlockData, design): a --formula, or --features with a text or boolean column, is
     encoded (levels found in one scan); plain numeric features take the direct path."""
-    frame = read.read_source(spark, args.input, args.format, delimiter=args.delimiter)
+    frame = sources.read_source(spark, args.input, args.format, delimiter=args.delimiter)
     if args.formula:
         formula = fm.parse(args.formula)
     else:
         features = args.features or [
-            c for c in read.data_columns(frame) if c not in (args.label, args.weight_col)
+            c for c in sources.data_columns(frame) if c not in (args.label, args.weight_col)
         ]
         skip = getattr(args, "handle_invalid", "error") == "skip"
-        if not encoding.has_categories(frame, features, mixed_is_numeric=skip):
+        if not levels.has_categories(frame, features, mixed_is_numeric=skip):
             weight = args.weight_col
             return load_input(
                 spark, args, label=args.label, features=args.features, weight=weight
@@ -87,8 +87,8 @@ def _linreg_fit_data(spark, args: argparse.Namespace):
         max_levels=args.max_levels,
         handle_invalid=getattr(args, "handle_invalid", "error"),
     )
-    for name, levels in design.levels.items():
-        log.info("categorical %s: %d levels, reference %r", name, len(levels), levels[0])
+    for name, found in design.levels.items():
+        log.info("categorical %s: %d levels, reference %r", name, len(found), found[0])
     if getattr(args, "handle_invalid", "error") == "skip":
         used = formula.columns() + ([args.weight_col] if args.weight_col else [])
         categorical = frozenset(formula.factors[name].column for name in design.levels)
@@ -108,7 +108,7 @@ def _linreg_fit_data(spark, args: argparse.Namespace):
 
 def _encoded_input(spark, args: argparse.Namespace, model, path: str, handle_unknown: str):
     """(frame, unseen levels) of a formula model's input, its levels checked."""
-    frame = read.read_source(spark, path, args.format, delimiter=args.delimiter)
+    frame = sources.read_source(spark, path, args.format, delimiter=args.delimiter)
     unseen = encoding.check_levels(
         frame,
         model.design,
@@ -177,9 +177,9 @@ def linreg_predict(args: argparse.Namespace) -> dict[str, Any]:
     if numbers:  # the numeric inputs checked as before (nulls, text, NaN, ragged rows)
         read.read_for_scoring(spark, args.input, args.format, numbers, delimiter=args.delimiter)
     frame, unseen = _encoded_input(spark, args, model, args.input, args.handle_unknown)
-    corrupt = read.corrupt_column(frame)
+    corrupt = sources.corrupt_column(frame)
     if corrupt is not None:
-        frame = frame.drop(read.col(corrupt))
+        frame = frame.drop(sources.col(corrupt))
     frame, hidden = encoding.for_scoring(frame, model.design)
     scored = model.predict(frame, columns=hidden, **options).drop(*hidden)
     result = write_predictions(spark, args, scored)

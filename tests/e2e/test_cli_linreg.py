@@ -227,9 +227,9 @@ def test_model_problems_exit_2(spark, tmp_path, capsys):
 
 def test_formats_match_the_readers():
     from sparkml_jobs import cli
-    from sparkml_jobs.io import read
+    from sparkml_jobs.io import sources
 
-    assert cli.FORMATS == read.FORMATS
+    assert cli.FORMATS == sources.FORMATS
 
 
 def test_typed_config_file_with_flags_overriding(spark, tmp_path, capsys):

@@ -15,6 +15,7 @@ import pytest
 
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io import design as encoding
+from sparkml_jobs.io import levels
 from sparkml_jobs.regression import formula as fm
 from sparkml_jobs.regression.estimator import LinearRegression
 
@@ -125,7 +126,7 @@ def test_intervals_equal_statsmodels(spark, train, kind, prefix, solver):
 
 def test_levels_found_in_one_scan_with_counts(spark, train):
     frame = spark.createDataFrame(train)
-    scans = encoding.scan(frame, {"group": encoding.ALL, "region": encoding.ALL}, 10)
+    scans = levels.scan(frame, {"group": levels.ALL, "region": levels.ALL}, 10)
     expected = train["group"].value_counts()
     assert dict(scans["group"].values) == expected.to_dict()
     assert scans["group"].rows == len(train) and scans["region"].distinct == 3
@@ -155,9 +156,9 @@ def test_unseen_level_refused_or_zero(spark, train):
 def test_csv_text_and_numbers_decided_by_content(spark, train, tmp_path):
     path = tmp_path / "train.csv"
     train.to_csv(path, index=False)
-    from sparkml_jobs.io import read
+    from sparkml_jobs.io import sources
 
-    frame = read.read_source(spark, str(path), "csv")
+    frame = sources.read_source(spark, str(path), "csv")
     design = encoding.fit_design(frame, fm.parse(FORMULA), str(path))
     assert design.kinds == {"group": "text", "region": "text", "flag": "boolean"}
     model = LinearRegression().fit(encoding.to_data(frame, design, str(path)))
