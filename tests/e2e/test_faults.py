@@ -143,6 +143,7 @@ def test_failed_task_attempts_are_retried_to_the_identical_model(local_models, w
 # --------------------------------------------------------------------------- executor loss
 
 N_ROWS, K, MAX_ITER, SPLIT_LOSS = 60_000, 30, 25, "256k"
+LOSS_PARTITIONS = 4
 
 
 def executor_jvms(ancestor: int) -> dict[int, str]:
@@ -209,6 +210,8 @@ def loss_run(csv: Path, init: Path, out: Path, events_dir: Path) -> subprocess.P
             "0",
             "--mode",  # lineage recovery between iterations: the one-job-per-iteration path
             "broadcast",
+            "--partitions",  # a small CSV is read whole (multiLine): spread it over both executors
+            str(LOSS_PARTITIONS),
             "--output",
             str(out),
         ],
@@ -311,6 +314,8 @@ def test_killed_executor_is_recovered_from_lineage_to_the_identical_model(
                     str(MAX_ITER),
                     "--tol",
                     "0",
+                    "--partitions",
+                    str(LOSS_PARTITIONS),
                     "--output",
                     str(tmp_path / "local"),
                 ]
