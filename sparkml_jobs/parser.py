@@ -238,6 +238,13 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     kfit.add_argument("--distance", choices=["euclidean", "cosine"], default="euclidean")
     kfit.add_argument("--n-init", type=positive_int, default=1)
     kfit.add_argument("--init-steps", type=positive_int, default=2)
+    kfit.add_argument(
+        "--standardize",
+        action="store_true",
+        help="cluster (x - mean) / std per feature (weighted, computed in the load pass); the "
+        "model saves mean and scale; centres in the data's units, cost and distances in "
+        "standardised units; a constant column is refused",
+    )
     kfit.add_argument("--checkpoint-dir", help="checkpoint the cached data there (cuts lineage)")
     kfit.add_argument(
         "--mode",

@@ -190,3 +190,47 @@ def test_predict_with_mismatched_features_exits_2(spark, tmp_path, capsys):
     )
     assert code == 2 and "sepal_length" in err
     assert not (tmp_path / "p").exists()
+
+
+def test_standardize_from_the_command_line(spark, tmp_path, capsys):
+    """--standardize equals scikit-learn's StandardScaler + Lloyd from the same centres."""
+    from sklearn.preprocessing import StandardScaler
+
+    frame = pd.read_csv(IRIS)
+    frame["petal_length"] *= 1000.0  # one feature on a much larger scale
+    data = tmp_path / "iris_scaled.csv"
+    frame.to_csv(data, index=False)
+    init = tmp_path / "init.csv"
+    frame.iloc[[0, 50, 100]].to_csv(init, index=False)
+    code, _, err = run_cli(
+        capsys,
+        "kmeans",
+        "fit",
+        "--input",
+        data,
+        "--k",
+        "3",
+        "--init",
+        init,
+        "--tol",
+        "0",
+        "--max-iter",
+        "100",
+        "--standardize",
+        "--output",
+        tmp_path / "m",
+    )
+    assert code == 0, err
+    centres = np.array(json.loads((tmp_path / "m" / "model.json").read_text())["centers"])
+    scaler = StandardScaler().fit(frame.to_numpy(float))
+    oracle = SKMeans(
+        n_clusters=3,
+        init=scaler.transform(frame.iloc[[0, 50, 100]].to_numpy(float)),
+        n_init=1,
+        algorithm="lloyd",
+        tol=0,
+        max_iter=100,
+    ).fit(scaler.transform(frame.to_numpy(float)))
+    np.testing.assert_allclose(
+        centres, scaler.inverse_transform(oracle.cluster_centers_), rtol=1e-9, atol=1e-9
+    )
