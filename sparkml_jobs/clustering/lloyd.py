@@ -218,9 +218,22 @@ def run_broadcast(
 
 
 def task_slots(sc) -> int:
-    """Concurrent task slots of the application (all tasks of a barrier stage run at once)."""
-    cpus = max(1, int(sc.getConf().get("spark.task.cpus", "1")))
-    return max(1, int(sc.defaultParallelism) // cpus)
+    """Concurrent task slots of the application (all tasks of a barrier stage run at once).
+
+    Spark's own count (``SparkContext.maxNumConcurrentTasks`` of the default resource profile,
+    what its barrier check uses): the cores of the executors registered now, divided by
+    ``spark.task.cpus``. ``defaultParallelism`` is not it: on a standalone or YARN cluster it is
+    at least 2 even with one core, and a barrier stage asking for more slots than exist waits
+    for them (Spark retries its check for minutes). Without the internal call: the
+    ``defaultParallelism`` estimate.
+    """
+    try:
+        jsc = sc._jsc.sc()
+        profile = jsc.resourceProfileManager().defaultResourceProfile()
+        return int(jsc.maxNumConcurrentTasks(profile))
+    except Exception:  # py4j: not in this Spark version
+        cpus = max(1, int(sc.getConf().get("spark.task.cpus", "1")))
+        return max(1, int(sc.defaultParallelism) // cpus)
 
 
 def busy_slots(sc) -> int:
@@ -241,6 +254,8 @@ def choose_mode(sc, n_partitions: int, k: int, d: int) -> tuple[str, str]:
     if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
         return "broadcast", "dynamic allocation is enabled (barrier stages cannot run with it)"
     slots = task_slots(sc)
+    if slots < 1:
+        return "broadcast", "no executor has registered yet (no task slots to hold a barrier stage)"
     tasks = min(n_partitions, slots)
     free = slots - busy_slots(sc)
     if free < tasks:
@@ -280,7 +295,7 @@ def run_barrier(
 ) -> kk.ClusterPartial:
     """Iterate inside one barrier stage (see the module docstring); updates ``state`` in place."""
     n_source = points.getNumPartitions()
-    rdd = barrier_blocks(points, task_slots(points.context))
+    rdd = barrier_blocks(points, max(1, task_slots(points.context)))
     start = kk.LloydState(
         centers=state.centers, max_iter=state.max_iter, tol=state.tol, cosine=state.cosine
     )
