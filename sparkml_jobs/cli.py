@@ -60,17 +60,45 @@ class Terminated(BaseException):
     ``finally`` runs: temporary outputs are deleted before the process exits with 143."""
 
 
+def _abandon_interrupted_py4j_call(frame) -> None:
+    """Close this thread's py4j connection when the signal interrupted a call to the JVM.
+
+    The interrupted call's reply would otherwise still be waiting on the socket, and the clean-up
+    that follows (deleting temporary outputs through the JVM) would read it as its own reply.
+    A closed connection makes py4j open a fresh one for the next call.
+    """
+    while frame is not None and not frame.f_globals.get("__name__", "").startswith("py4j"):
+        frame = frame.f_back
+    if frame is None:
+        return
+    try:
+        from pyspark import SparkContext
+
+        connection = SparkContext._gateway._gateway_client.get_thread_connection()
+        if connection is not None:
+            connection.close(reset=True)
+    except Exception:  # no session, or another py4j mode: nothing pinned to this thread
+        pass
+
+
 def _raise_terminated(signum, frame) -> None:
+    _abandon_interrupted_py4j_call(frame)
     raise Terminated(signum)
+
+
+def _raise_interrupted(signum, frame) -> None:
+    _abandon_interrupted_py4j_call(frame)
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in argv or "--verbose" in argv
     configure_logging(verbose)
-    previous = None
+    previous = previous_int = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        previous_int = signal.signal(signal.SIGINT, _raise_interrupted)
     try:
         args = parse_args(argv)
         verbose = args.verbose  # verbose = true may come from the config file
@@ -107,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
 
 
 if __name__ == "__main__":
