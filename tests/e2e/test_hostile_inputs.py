@@ -560,9 +560,9 @@ def test_csv_over_the_multiline_limit_says_why_a_record_split(tmp_path, capsys, 
     """Inputs above MULTILINE_MAX_BYTES are read line by line (parallel splits): the quoted line
     break then splits a record (Spark pads the halves, it does not flag them), and the message
     says so instead of a bare count."""
-    from sparkml_jobs.io import read
+    from sparkml_jobs.io import sources
 
-    monkeypatch.setattr(read, "MULTILINE_MAX_BYTES", 0)
+    monkeypatch.setattr(sources, "MULTILINE_MAX_BYTES", 0)
     src = tmp_path / "in.csv"
     src.write_bytes(csv_text(["note", "x", "y"], [["a\nb,c", 1, 2], ["c", 2, 3], ["d", 3, 5]]))
     code, _, err = run_cli(
