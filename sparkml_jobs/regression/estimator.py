@@ -244,6 +244,8 @@ class LinearRegression:
             aggregate_r(data, self.fit_intercept, self.tree_depth) if solver.needs_factor else None
         )
         sol, _ = solver.solve(stats, factor, data.features)
+        if condition is None:
+            condition = solver.condition(stats, sol)
         if factor is not None and self.refine and self.reg_param == 0:
             gradient = residual_pass(
                 sol, data, stats.n, precise=True, gradient=True, fit_intercept=self.fit_intercept
@@ -331,8 +333,8 @@ def update(
     guards.check_statistics(
         stats, [*model.features, model.label or "label"], weight=model.weight_col
     )
-    condition = st.gram_condition(stats, estimator.fit_intercept)
     sol, ssr = solver.solve(stats, factor, model.features)
+    condition = solver.condition(stats, sol)
     summary = make_summary(
         stats,
         sol,

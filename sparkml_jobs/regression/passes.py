@@ -175,11 +175,19 @@ def aggregate_r(data: BlockData, fit_intercept: bool, depth: int = 2) -> tsqr.RF
 
     zero, blocks = tsqr.RFactor.zero(width), data.blocks
     if 8 * width * (width + 1) // 2 > WIDE_PARTIAL_BYTES:
-        # wide: as the statistics pass, one R per task slot, no shuffle of R factors, streamed
+        # wide: as the statistics pass, one R per task slot, no shuffle of R factors, streamed;
+        # blocks are stacked to a width of rows before each QR (:class:`~.tsqr.StackedR`)
+        def add_wide(acc: tsqr.StackedR, block) -> tsqr.StackedR:
+            x, y, w = _block_parts(block.values, layout)
+            return acc.add(x, y, w, fit_intercept)
+
         slots = max(1, blocks.context.defaultParallelism)
         if blocks.getNumPartitions() > slots:
             blocks = blocks.coalesce(slots)
-        return tree_aggregate(blocks, zero, add, tsqr.RFactor.merge, 1, stream=True)
+        stacked = tree_aggregate(
+            blocks, tsqr.StackedR.zero(width), add_wide, tsqr.StackedR.merge, 1, stream=True
+        )
+        return stacked.to_factor()
     return tree_aggregate(blocks, zero, add, tsqr.RFactor.merge, depth)
 
 

@@ -76,18 +76,27 @@ class Solver:
     def with_kind(self, kind: str) -> Solver:
         return dataclasses.replace(self, kind=kind)
 
-    def resolve(self, stats: st.SufficientStats) -> tuple[Solver, float]:
-        """The concrete solver for ``stats`` and the scaled Gram condition number.
+    def resolve(self, stats: st.SufficientStats) -> tuple[Solver, float | None]:
+        """The concrete solver for ``stats`` and, for ``auto``, the scaled Gram condition
+        number it chose by (``None`` for a named solver: :meth:`condition` gives it after the
+        solve, without factoring a wide Gram one more time).
 
         The condition number is :func:`~.stats.gram_condition` (centred when there is an
         intercept, columns scaled to unit norm) for every solver, so it means the same thing in
         every model.
         """
-        condition = st.gram_condition(stats, self.fit_intercept)
         if self.kind != "auto":
-            return self, condition
+            return self, None
+        condition = st.gram_condition(stats, self.fit_intercept)
         kind = "cholesky" if condition <= AUTO_CONDITION_LIMIT else "tsqr"
         return self.with_kind(kind), condition
+
+    def condition(self, stats: st.SufficientStats, sol: st.Solution) -> float:
+        """:func:`~.stats.gram_condition` of ``stats``; read from a Cholesky solution when that
+        solve factored exactly the scaled Gram (no ridge, nothing aliased)."""
+        if self.kind == "cholesky" and self.reg_param == 0 and not sol.aliased:
+            return sol.condition_number
+        return st.gram_condition(stats, self.fit_intercept)
 
     @property
     def needs_factor(self) -> bool:

@@ -58,6 +58,53 @@ class RFactor:
         return RFactor(_triangle(np.vstack([self.r, other.r])), self.n + other.n)
 
 
+@dataclass(frozen=True, slots=True)
+class StackedR:
+    """An :class:`RFactor` that folds rows in a width at a time: the accumulator of a wide design.
+
+    Folding each block of ``b < m`` rows into an ``m × m`` R costs a QR of ``(m + b) × m`` —
+    about ``(4/3) m³`` flops a block, whatever ``b``. Stacking blocks until at least ``m`` rows
+    wait and then factoring ``[R; rows]`` once costs about ``(10/3) m²`` flops *a row*, so the
+    fold's cost follows the rows, not the number of blocks. The waiting rows are weighted
+    (``√w·[1?, x, y]``) and never exceed ``m − 1`` between folds.
+    """
+
+    factor: RFactor
+    pending: tuple[np.ndarray, ...] = ()
+
+    @classmethod
+    def zero(cls, width: int) -> StackedR:
+        return cls(RFactor.zero(width))
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(z) for z in self.pending)
+
+    def add(
+        self, x: np.ndarray, y: np.ndarray, w: np.ndarray | None, fit_intercept: bool
+    ) -> StackedR:
+        columns = [np.ones((len(x), 1))] if fit_intercept else []
+        z = np.hstack([*columns, x, y[:, None]])
+        if w is not None:
+            z *= np.sqrt(w)[:, None]
+        stacked = StackedR(RFactor(self.factor.r, self.factor.n + len(x)), (*self.pending, z))
+        return stacked.fold() if stacked.waiting >= z.shape[1] else stacked
+
+    def fold(self) -> StackedR:
+        """The waiting rows factored into R (one QR of the stack)."""
+        if not self.pending:
+            return self
+        r = _triangle(np.vstack([self.factor.r, *self.pending]))
+        return StackedR(RFactor(r, self.factor.n))
+
+    def merge(self, other: StackedR) -> StackedR:
+        a, b = self.fold().factor, other.fold().factor
+        return StackedR(a.merge(b))
+
+    def to_factor(self) -> RFactor:
+        return self.fold().factor
+
+
 def _triangle(z: np.ndarray) -> np.ndarray:
     """R of a QR factorisation with a non-negative diagonal (so the result is unique)."""
     r = np.linalg.qr(z, mode="r")

@@ -1,0 +1,135 @@
+"""The normal-equations solve on a wide design: accuracy past the exact-condition cut-off, the
+in-place memory bound, and TSQR's stacked fold — against numpy/scipy oracles."""
+
+from __future__ import annotations
+
+import tracemalloc
+from functools import reduce
+
+import numpy as np
+import pytest
+
+from sparkml_jobs.errors import InputError
+from sparkml_jobs.regression import stats as st
+from sparkml_jobs.regression.tsqr import RFactor, StackedR
+
+P = st.EXACT_CONDITION_MAX_P + 100  # the LAPACK-estimate branch of the condition number
+
+
+def wide_problem(seed: int, n: int, p: int):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, p)) * rng.uniform(0.5, 20.0, size=p) + rng.normal(size=p) * 5
+    y = 2.0 + x @ rng.normal(size=p) + rng.normal(size=n)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def wide():
+    x, y = wide_problem(7, 2 * P, P)
+    return x, y, st.SufficientStats.of_block(np.column_stack([x, y]))
+
+
+def test_wide_solve_matches_lstsq_and_the_explicit_inverse(wide):
+    x, y, stats = wide
+    sol = st.solve(stats)
+    design = np.column_stack([np.ones(len(x)), x])
+    truth = np.linalg.lstsq(design, y, rcond=None)[0]
+    np.testing.assert_allclose(sol.intercept, truth[0], rtol=1e-9)
+    np.testing.assert_allclose(
+        sol.coefficients, truth[1:], rtol=1e-8, atol=1e-10 * abs(truth).max()
+    )
+    centred = x - x.mean(axis=0)
+    inverse = np.linalg.inv(centred.T @ centred)
+    scale = np.sqrt(np.diag(inverse))
+    np.testing.assert_allclose(
+        sol.unscaled_cov / np.outer(scale, scale), inverse / np.outer(scale, scale), atol=1e-9
+    )
+    np.testing.assert_allclose(sol.unscaled_cov, sol.unscaled_cov.T, rtol=0, atol=0)
+    # the condition number is the public function's on the scaled Gram (same LAPACK estimate)
+    corr, _, _ = st.scaled_gram(stats, True)
+    assert sol.condition_number == pytest.approx(st.condition_number(corr), rel=1e-12)
+    assert st.gram_condition(stats, True) == pytest.approx(sol.condition_number, rel=1e-12)
+
+
+def test_wide_ridge_and_no_intercept_match_their_closed_forms(wide):
+    x, y, stats = wide
+    lam = 0.3
+    ridge = st.solve(stats, reg_param=lam)
+    xc, yc = x - x.mean(axis=0), y - y.mean()
+    a = xc.T @ xc + lam * len(x) * np.eye(P)
+    np.testing.assert_allclose(ridge.coefficients, np.linalg.solve(a, xc.T @ yc), rtol=1e-8)
+    a_inv = np.linalg.inv(a)
+    np.testing.assert_allclose(
+        ridge.unscaled_cov, a_inv @ xc.T @ xc @ a_inv, rtol=1e-6, atol=1e-12 * abs(a_inv).max()
+    )
+    origin = st.solve(stats, fit_intercept=False)
+    np.testing.assert_allclose(origin.coefficients, np.linalg.lstsq(x, y, rcond=None)[0], rtol=1e-8)
+
+
+def test_wide_aliased_column_is_named_or_dropped(wide):
+    x, y, _ = wide
+    x = x.copy()
+    x[:, 5] = 2 * x[:, 1] - x[:, 3]
+    stats = st.SufficientStats.of_block(np.column_stack([x, y]))
+    with pytest.raises(InputError, match="'x6' is a linear combination of 'x2', 'x4'"):
+        st.solve(stats)
+    dropped = st.solve(stats, on_singular="drop")
+    assert dropped.aliased == [5] and np.isnan(dropped.coefficients[5])
+    keep = [j for j in range(P) if j != 5]
+    truth = np.linalg.lstsq(np.column_stack([np.ones(len(x)), x[:, keep]]), y, rcond=None)[0]
+    np.testing.assert_allclose(
+        dropped.coefficients[keep], truth[1:], rtol=1e-8, atol=1e-10 * abs(truth).max()
+    )
+
+
+def test_wide_solve_holds_at_most_two_gram_sized_arrays(wide):
+    """The scaled Gram is factored, inverted and unscaled in its own memory: beyond the
+    statistics the solve's peak is one p × p array (plus LAPACK's small workspaces), where the
+    old path held six to eight copies (scaled Gram, alias factor, kept block, system, condition
+    factor, solve factor, identity, inverse)."""
+    _, _, stats = wide
+    gram = 8 * P * P
+    st.solve(stats)  # warm caches (scipy's LAPACK wrappers)
+    tracemalloc.start()
+    try:
+        sol = st.solve(stats)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sol.unscaled_cov.nbytes == gram
+    assert peak <= 1.25 * gram, f"solve peaked at {peak / gram:.2f} Gram-sized arrays"
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("weighted", [True, False])
+def test_stacked_fold_equals_the_qr_of_all_rows(fit_intercept, weighted):
+    rng = np.random.default_rng(3)
+    p = 40  # blocks of 7 rows: many blocks per fold of a width of rows
+    sizes = [7] * 30 + [3, 50, 1]
+    n = sum(sizes)
+    x = rng.normal(size=(n, p)) + 4.0
+    y = x @ rng.normal(size=p) + rng.normal(size=n)
+    w = rng.uniform(0.2, 2.0, size=n) if weighted else None
+    starts = np.cumsum([0, *sizes])
+    parts = []
+    for half in (slice(0, 16), slice(16, len(sizes))):  # two "partitions", merged at the end
+        acc = StackedR.zero(p + 1 + fit_intercept)
+        for a, b in zip(starts[:-1][half], starts[1:][half], strict=True):
+            acc = acc.add(x[a:b], y[a:b], None if w is None else w[a:b], fit_intercept)
+            assert acc.waiting < p + 1 + fit_intercept  # folded as soon as a width waits
+        parts.append(acc)
+    factor = reduce(StackedR.merge, parts).to_factor()
+    z = np.column_stack([*([np.ones(n)] if fit_intercept else []), x, y])
+    z = z if w is None else z * np.sqrt(w)[:, None]
+    r = np.linalg.qr(z, mode="r")
+    r *= np.where(np.diag(r) < 0, -1.0, 1.0)[:, None]
+    assert factor.n == n
+    np.testing.assert_allclose(factor.r, r, atol=1e-9 * abs(r).max())
+    blockwise = reduce(
+        RFactor.merge,
+        [
+            RFactor.of_block(x[a:b], y[a:b], None if w is None else w[a:b], fit_intercept)
+            for a, b in zip(starts[:-1], starts[1:], strict=True)
+        ],
+    )
+    np.testing.assert_allclose(factor.r, blockwise.r, atol=1e-9 * abs(r).max())
