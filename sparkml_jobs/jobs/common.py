@@ -50,7 +50,7 @@ def load_input(
 ):
     """The input's blocks; with ``--handle-invalid skip`` the bad rows are dropped (and counted,
     and written to ``--rejects``) first. The account is kept on ``args`` for the metrics."""
-    if getattr(args, "handle_invalid", "error") != "skip":
+    if not skipping(args):
         return read.load(
             spark,
             args.input,
@@ -65,10 +65,7 @@ def load_input(
     features = read.resolve_columns(
         frame, args.input, label=label, features=features, weight=weight
     )
-    used = features + [c for c in (label, weight) if c is not None]
-    frame, args.row_account = invalid.skip_invalid(
-        frame, args.input, used, rejects=args.rejects, overwrite=args.overwrite
-    )
+    frame = skip_bad_rows(frame, args, features + [c for c in (label, weight) if c is not None])
     return read.to_blocks(
         frame,
         args.input,
@@ -77,6 +74,41 @@ def load_input(
         weight=weight,
         num_partitions=args.partitions,
     )
+
+
+def skipping(args: argparse.Namespace) -> bool:
+    """Whether the action runs under ``--handle-invalid skip``."""
+    return getattr(args, "handle_invalid", "error") == "skip"
+
+
+def skip_bad_rows(
+    frame, args: argparse.Namespace, used: list[str], categorical: frozenset[str] = frozenset()
+):
+    """``frame`` without the rows that are bad in a ``used`` column or ragged (counted, kept on
+    ``args`` for the metrics, written to ``--rejects``): the one mechanism of every action."""
+    frame, args.row_account = invalid.skip_invalid(
+        frame,
+        args.input,
+        list(dict.fromkeys(used)),
+        categorical=categorical,
+        rejects=getattr(args, "rejects", None),
+        overwrite=getattr(args, "overwrite", False),  # evaluate has no --overwrite
+    )
+    return frame
+
+
+def scoring_input(spark, args: argparse.Namespace, features: list[str]):
+    """The rows to score with a model reading ``features``: every input column as read. Under
+    ``error`` a bad cell or ragged row stops the job; under ``skip`` such rows are dropped."""
+    if not skipping(args):
+        return read.read_for_scoring(
+            spark, args.input, args.format, features, delimiter=args.delimiter
+        )
+    frame = sources.read_source(spark, args.input, args.format, delimiter=args.delimiter)
+    read.resolve_columns(frame, args.input, label=None, features=features)
+    frame = skip_bad_rows(frame, args, features)
+    corrupt = sources.corrupt_column(frame)
+    return frame if corrupt is None else frame.drop(sources.col(corrupt))
 
 
 def with_row_account(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:

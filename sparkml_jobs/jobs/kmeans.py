@@ -13,10 +13,11 @@ import numpy as np
 from sparkml_jobs.clustering import sweep
 from sparkml_jobs.clustering.estimator import INITS, KMeans
 from sparkml_jobs.errors import InputError
-from sparkml_jobs.io import filesystem, models, persist, read, sparkml
+from sparkml_jobs.io import filesystem, models, persist, sparkml
 from sparkml_jobs.jobs.common import (
     check_report,
     load_input,
+    scoring_input,
     start_session,
     write_predictions,
     write_report,
@@ -111,9 +112,7 @@ def kmeans_predict(args: argparse.Namespace) -> dict[str, Any]:
 
     spark = start_session(args)
     model = sparkml.load_kmeans(args.model, args.features)  # ours or a Spark ML KMeansModel
-    frame = read.read_for_scoring(
-        spark, args.input, args.format, model.features, delimiter=args.delimiter
-    )
+    frame = scoring_input(spark, args, model.features)
     return write_predictions(spark, args, model.predict(frame))
 
 

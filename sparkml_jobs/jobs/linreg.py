@@ -11,10 +11,13 @@ from typing import Any
 
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io import design as encoding
-from sparkml_jobs.io import invalid, levels, models, persist, read, sources, sparkml
+from sparkml_jobs.io import levels, models, persist, read, sources, sparkml
 from sparkml_jobs.jobs.common import (
     check_report,
     load_input,
+    scoring_input,
+    skip_bad_rows,
+    skipping,
     start_session,
     write_predictions,
     write_report,
@@ -73,8 +76,7 @@ def _linreg_fit_data(spark, args: argparse.Namespace):
         features = args.features or [
             c for c in sources.data_columns(frame) if c not in (args.label, args.weight_col)
         ]
-        skip = getattr(args, "handle_invalid", "error") == "skip"
-        if not levels.has_categories(frame, features, mixed_is_numeric=skip):
+        if not levels.has_categories(frame, features, mixed_is_numeric=skipping(args)):
             weight = args.weight_col
             return load_input(
                 spark, args, label=args.label, features=args.features, weight=weight
@@ -89,26 +91,32 @@ def _linreg_fit_data(spark, args: argparse.Namespace):
     )
     for name, found in design.levels.items():
         log.info("categorical %s: %d levels, reference %r", name, len(found), found[0])
-    if getattr(args, "handle_invalid", "error") == "skip":
+    if skipping(args):
         used = formula.columns() + ([args.weight_col] if args.weight_col else [])
         categorical = frozenset(formula.factors[name].column for name in design.levels)
-        frame, args.row_account = invalid.skip_invalid(
-            frame,
-            args.input,
-            used,
-            categorical=categorical,
-            rejects=args.rejects,
-            overwrite=args.overwrite,
-        )
+        frame = skip_bad_rows(frame, args, used, categorical)
     data = encoding.to_data(
         frame, design, args.input, weight=args.weight_col, num_partitions=args.partitions
     )
     return data, design
 
 
-def _encoded_input(spark, args: argparse.Namespace, model, path: str, handle_unknown: str):
-    """(frame, unseen levels) of a formula model's input, its levels checked."""
+def _encoded_input(
+    spark,
+    args: argparse.Namespace,
+    model,
+    path: str,
+    handle_unknown: str,
+    *,
+    used: list[str] | None = None,
+):
+    """(frame, unseen levels) of a formula model's input, its levels checked. With ``used``
+    (the columns read, under ``--handle-invalid skip``) the bad rows are dropped first."""
     frame = sources.read_source(spark, path, args.format, delimiter=args.delimiter)
+    if used is not None:
+        design = model.design
+        categorical = frozenset(design.formula.factors[name].column for name in design.levels)
+        frame = skip_bad_rows(frame, args, used, categorical)
     unseen = encoding.check_levels(
         frame,
         model.design,
@@ -124,6 +132,12 @@ def _encoded_input(spark, args: argparse.Namespace, model, path: str, handle_unk
             found["levels"],
         )
     return frame, unseen
+
+
+def _category_columns(design) -> list[str]:
+    """The input columns a design reads as categories."""
+    factors = design.formula.factors
+    return list(dict.fromkeys(factors[name].column for name in design.levels))
 
 
 def linreg_update(args: argparse.Namespace) -> dict[str, Any]:
@@ -169,14 +183,15 @@ def linreg_predict(args: argparse.Namespace) -> dict[str, Any]:
     model = sparkml.load_linreg(args.model, args.features)  # ours or a Spark ML model
     options = dict(interval=args.interval, level=args.level)
     if model.design is None:
-        frame = read.read_for_scoring(
-            spark, args.input, args.format, model.features, delimiter=args.delimiter
-        )
+        frame = scoring_input(spark, args, model.features)
         return write_predictions(spark, args, model.predict(frame, **options))
     numbers = encoding.numeric_inputs(model.design)
-    if numbers:  # the numeric inputs checked as before (nulls, text, NaN, ragged rows)
+    used = None
+    if skipping(args):
+        used = numbers + _category_columns(model.design)
+    elif numbers:  # the numeric inputs checked as before (nulls, text, NaN, ragged rows)
         read.read_for_scoring(spark, args.input, args.format, numbers, delimiter=args.delimiter)
-    frame, unseen = _encoded_input(spark, args, model, args.input, args.handle_unknown)
+    frame, unseen = _encoded_input(spark, args, model, args.input, args.handle_unknown, used=used)
     corrupt = sources.corrupt_column(frame)
     if corrupt is not None:
         frame = frame.drop(sources.col(corrupt))
@@ -197,7 +212,13 @@ def linreg_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if model.design is not None:
         if label != model.label:
             raise InputError(f"the model's formula has the label {model.label!r}, not {label!r}")
-        frame, unseen = _encoded_input(spark, args, model, args.input, args.handle_unknown)
+        used = None
+        if skipping(args):
+            weight = [args.weight_col] if args.weight_col else []
+            used = model.design.formula.columns() + weight
+        frame, unseen = _encoded_input(
+            spark, args, model, args.input, args.handle_unknown, used=used
+        )
         data = encoding.to_data(
             frame, model.design, args.input, weight=args.weight_col, num_partitions=args.partitions
         )
