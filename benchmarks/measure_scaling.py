@@ -101,7 +101,7 @@ def _last_error(log_path: Path) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def _wide_command(args: argparse.Namespace, metrics: Path, *extra: str) -> list[str]:
+def _wide_command(args: argparse.Namespace, metrics: Path, features: int, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -109,7 +109,7 @@ def _wide_command(args: argparse.Namespace, metrics: Path, *extra: str) -> list[
         "--rows",
         str(args.wide_rows),
         "--features",
-        str(args.wide_features),
+        str(features),
         "--master",
         args.master,
         "--driver-memory",
@@ -120,11 +120,15 @@ def _wide_command(args: argparse.Namespace, metrics: Path, *extra: str) -> list[
     ]
 
 
-def _wide_run(args: argparse.Namespace, name: str, *extra: str) -> dict:
-    """One wide process (``name`` labels its log and metrics): its measurements and memory."""
+def _wide_run(args: argparse.Namespace, name: str, *extra: str, features: int = 0) -> dict:
+    """One wide process (``name`` labels its log and metrics): its measurements and memory.
+
+    ``features`` 0 means ``--wide-features``. ``peak_over_memory_target`` is the process tree's
+    peak RSS (polled from outside) over the issue's target, raw data + 4 × packed Gram.
+    """
     log_path, metrics = RUN_DIR / "logs" / f"{name}.log", RUN_DIR / "logs" / f"{name}.json"
     metrics.unlink(missing_ok=True)
-    cmd = _wide_command(args, metrics, *extra)
+    cmd = _wide_command(args, metrics, features or args.wide_features, *extra)
     run = common.run_process(cmd, log_path, timeout=args.wide_timeout)
     section = {"process": run, "command": " ".join(cmd)}
     if metrics.exists():
@@ -140,13 +144,28 @@ def _wide_run(args: argparse.Namespace, name: str, *extra: str) -> dict:
             f"did not finish within the {args.wide_timeout:.0f} s limit "
             f"(see {run['log']} for the last phase reached)",
         )
+    peak = run.get("peak_rss_sum_bytes")
+    if peak and section.get("memory_target_bytes") and "--numpy-baseline" not in extra:
+        section["peak_over_memory_target"] = peak / section["memory_target_bytes"]
     return section
+
+
+def _over_numpy(run: dict, numpy: dict) -> None:
+    """Ratios to single-process numpy: fit only, and end to end (load + fit vs read + fit)."""
+    numpy_fit, fit = numpy.get("numpy_fit_s"), run.get("seconds")
+    if not (numpy_fit and fit):
+        return
+    run["fit_over_numpy"] = fit / numpy_fit
+    if run.get("load_and_cache_s") is not None and numpy.get("numpy_read_s") is not None:
+        ours = run["load_and_cache_s"] + fit
+        run["end_to_end_over_numpy"] = ours / (numpy["numpy_read_s"] + numpy_fit)
 
 
 def bench_wide(args: argparse.Namespace, results: dict) -> None:
     """Ours only, each in its own process with a time limit (see :mod:`benchmarks.wide_job`):
-    ``solver=auto`` (the row of the table), ``solver=tsqr`` (``results["wide"]["tsqr"]``) and
-    single-process numpy on the same Parquet (``results["wide"]["numpy"]``, the 3× target)."""
+    ``solver=auto`` (the top level of ``results["wide"]``), ``cholesky`` and ``tsqr`` (its keys of
+    those names), single-process numpy on the same Parquet (``numpy``, the 3× target) and
+    ``solver=auto`` at ``--wide-large-features`` (``large``, unless 0)."""
     rows, p = args.wide_rows, args.wide_features
     say(
         f"wide linear regression: {rows:,} x {p:,} (ours only, own process, limit "
@@ -154,14 +173,18 @@ def bench_wide(args: argparse.Namespace, results: dict) -> None:
     )
     common.regression_parquet(rows, p, row_group_rows=1024, chunk_rows=2048)  # not timed
     section = {"rows": rows, "features": p, **_wide_run(args, "wide")}
+    section["cholesky"] = _wide_run(args, "wide-cholesky", "--solver", "cholesky")
     section["tsqr"] = _wide_run(args, "wide-tsqr", "--solver", "tsqr")
     section["numpy"] = _wide_run(args, "wide-numpy", "--numpy-baseline")
-    peak = section["process"].get("peak_rss_sum_bytes")
-    if peak and section.get("memory_target_bytes"):
-        section["peak_over_memory_target"] = peak / section["memory_target_bytes"]
-    numpy_fit = section["numpy"].get("numpy_fit_s")
-    if numpy_fit and section.get("seconds"):
-        section["fit_over_numpy"] = section["seconds"] / numpy_fit
+    numpy = section["numpy"]
+    numpy_fit = numpy.get("numpy_fit_s")
+    for run in (section, section["cholesky"], section["tsqr"]):
+        _over_numpy(run, numpy)
+    large = args.wide_large_features
+    if large:
+        say(f"wide linear regression: {rows:,} x {large:,}")
+        common.regression_parquet(rows, large, row_group_rows=1024, chunk_rows=2048)
+        section["large"] = _wide_run(args, "wide-large", features=large)
     say(
         f"  wide: {section.get('seconds') or section.get('error')} s (numpy "
         f"{numpy_fit}, tsqr {section['tsqr'].get('seconds') or section['tsqr'].get('error')}); "

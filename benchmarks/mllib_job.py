@@ -1,6 +1,7 @@
 """One Spark MLlib job as a whole process: read Parquet → assemble → fit → save the model.
 
     python -m benchmarks.mllib_job linreg       --input P --label label --output OUT
+    python -m benchmarks.mllib_job linreg-formula --input P --formula "y ~ x1 + a" --output OUT
     python -m benchmarks.mllib_job kmeans-rdd   --input P --k 10 --init centres.csv \
         --max-iter 20 --epsilon 0 --output OUT
     python -m benchmarks.mllib_job kmeans-pyrdd --input P --k 10 --init centres.csv \
@@ -10,8 +11,11 @@
 ``kmeans-rdd`` is ``org.apache.spark.mllib.clustering.KMeans`` with ``setInitialModel`` on the
 JVM ``RDD[Vector]`` of the assembled frame (what a Scala job does; no Python on the data path).
 ``kmeans-pyrdd`` is the PySpark RDD API ``pyspark.mllib.clustering.KMeans.train(rdd, …,
-initialModel=…)`` on an RDD of numpy rows. ``kmeans-df`` is ``pyspark.ml.clustering.KMeans``,
-which in Spark 4.x takes no initial centres (only ``initMode`` random / k-means||).
+initialModel=…)`` on an RDD of numpy rows. ``linreg-formula`` is ``RFormula`` (text columns
+one-hot encoded by MLlib, its own reference level) + ``LinearRegression(solver="normal")``
+fitted as one ``Pipeline`` on the raw frame and saved; its metrics include the training R².
+``kmeans-df`` is ``pyspark.ml.clustering.KMeans``, which in Spark 4.x takes no initial centres
+(only ``initMode`` random / k-means||).
 """
 
 from __future__ import annotations
@@ -26,14 +30,34 @@ from pathlib import Path
 from benchmarks import common
 
 
+def _rformula_fit(frame, formula: str, out: Path) -> dict:
+    """RFormula + normal-equation LinearRegression as one pipeline; saved; R² and coefficients."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import RFormula
+    from pyspark.ml.regression import LinearRegression
+
+    stages = [RFormula(formula=formula), LinearRegression(solver="normal")]
+    model = Pipeline(stages=stages).fit(frame)
+    model.write().overwrite().save(str(out))
+    lr = model.stages[-1]
+    return {
+        "r2": lr.summary.r2,
+        "intercept": lr.intercept,
+        "coefficients": [float(v) for v in lr.coefficients],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks.mllib_job")
-    parser.add_argument("job", choices=["linreg", "kmeans-rdd", "kmeans-pyrdd", "kmeans-df"])
+    parser.add_argument(
+        "job", choices=["linreg", "linreg-formula", "kmeans-rdd", "kmeans-pyrdd", "kmeans-df"]
+    )
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="4g")
     parser.add_argument("--label", default="label")
+    parser.add_argument("--formula", help="R model formula (linreg-formula)")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--init", help="CSV of initial centres (kmeans-rdd / kmeans-pyrdd)")
     parser.add_argument("--max-iter", type=int, default=20)
@@ -58,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         model = LinearRegression(solver="normal", labelCol=args.label).fit(assembled)
         model.write().overwrite().save(str(out))
         metrics["intercept"] = model.intercept
+    elif args.job == "linreg-formula":
+        metrics.update(_rformula_fit(frame, args.formula, out))
     elif args.job == "kmeans-rdd":
         centres = common.read_centres_csv(args.init) if args.init else None
         assembled = common.assembled_frame(spark, args.input, features)

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.harness import K
-from benchmarks.render_text import footer, header, wide_paragraph
+from benchmarks.harness import K, measured_loads
+from benchmarks.render_text import footer, header, load_span, wide_paragraph
 from benchmarks.tables import get as _get
 from benchmarks.tables import gib, markdown_table, mb, number, ratio, seconds, sig6
 
@@ -138,6 +138,74 @@ def kmeans_default_section(results: dict) -> list[str]:
         markdown_table(headers, table),
         "",
     ]
+
+
+FORMULA_SYSTEMS = ("ours_formula", "ours_numeric", "mllib_rformula")
+
+
+def _first_r2(section: dict, system: str) -> float | None:
+    runs = _get(section, system, "runs") or []
+    return next((r["fit"].get("r2") for r in runs if r.get("fit") and not r.get("error")), None)
+
+
+def formula_section(results: dict) -> list[str]:
+    """Issue 13's row: formula on text categories vs pre-encoded numeric vs MLlib RFormula."""
+    f = results.get("formula")
+    if not f:
+        return []
+    t = _medians(f, FORMULA_SYSTEMS)
+    ours, numeric, mllib = (t[s] for s in FORMULA_SYSTEMS)
+    pss = _medians(f, FORMULA_SYSTEMS, "peak_pss_sum_bytes")
+    rss = _medians(f, FORMULA_SYSTEMS, "peak_rss_sum_bytes")
+    table = [
+        [
+            "end-to-end process",
+            *[seconds(v) for v in t.values()],
+            ratio(ours, numeric),
+            ratio(ours, mllib),
+        ],
+        [
+            "peak memory, process tree (PSS / RSS)",
+            *[f"{gib(pss[s])} / {gib(rss[s])}" for s in FORMULA_SYSTEMS],
+            ratio(pss["ours_formula"], pss["ours_numeric"]),
+            ratio(pss["ours_formula"], pss["mllib_rformula"]),
+        ],
+        ["R² (first run)", *[sig12(_first_r2(f, s)) for s in FORMULA_SYSTEMS]],
+    ]
+    headers = ["", "ours `--formula`", "ours, pre-encoded numeric", "MLlib RFormula + LR"]
+    headers += ["formula/numeric", "formula/MLlib"]
+    agree = f.get("agreement") or {}
+    levels = ", ".join(f"`{c}` {n}" for c, n in (f.get("levels") or {}).items())
+    return [
+        f"## Formula with text categories ({f['rows']:,} rows: {f['numeric']} numeric + "
+        f"{f['dummies']} dummies)",
+        "",
+        f"`{f['formula']}`; text columns with skewed level frequencies ({levels} levels), "
+        "treatment coded. Pre-encoded: the same rows with the dummies as 0/1 float64 columns "
+        "(first sorted level as reference, as our formula codes them); MLlib: `RFormula` + "
+        '`LinearRegression(solver="normal")` as one pipeline on the text Parquet. Each a fresh '
+        f"process, median of {f['ours_formula'].get('n')} run(s); 1-min load before / after "
+        f"each: {load_span(measured_loads(f))}.",
+        "",
+        markdown_table(headers, table),
+        "",
+        "Agreement (max |difference|): R² formula vs numeric "
+        f"{_sci(agree.get('max_abs_r2_diff_formula_vs_numeric'))}, formula vs MLlib "
+        f"{_sci(agree.get('max_abs_r2_diff_formula_vs_mllib'))}; intercept and coefficients "
+        f"formula vs numeric {_sci(agree.get('max_abs_coef_diff_formula_vs_numeric'))} "
+        f"(tolerance {agree.get('tolerance', 1e-9):g}: "
+        f"{'agree' if agree.get('agree') else '**do not agree**'}).",
+        "",
+    ]
+
+
+def sig12(v: float | None) -> str:
+    """Twelve significant digits (R² compared across systems)."""
+    return "—" if v is None else f"{v:.12g}"
+
+
+def _sci(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1e}"
 
 
 SERIALIZED, COLUMNAR = "MEMORY_ONLY, serialized", "MEMORY_AND_DISK, columnar"
@@ -284,6 +352,7 @@ def render(results: dict) -> str:
     lines = [
         *header(results),
         *linreg_section(results, rows),
+        *formula_section(results),
         *kmeans_given_section(results, rows, iterations),
         *kmeans_default_section(results),
         *kmeans_per_iteration_section(results),

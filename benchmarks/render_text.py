@@ -1,4 +1,4 @@
-"""The prose parts of ``RESULTS.md``: the header (with the measured load), the wide row, the footer.
+"""Parts of ``RESULTS.md``: the header (with the measured load), the wide runs, the footer.
 
 Conditions are stated only through measured values: the load average at the start and end of
 each run (``results["load"]``) and before / after every measurement. Results written before
@@ -8,14 +8,15 @@ those were recorded (a ``loadavg_range`` only) render the range they stored.
 from __future__ import annotations
 
 from benchmarks.harness import LOAD_LIMIT, measured_loads
-from benchmarks.tables import gib, mb, seconds
+from benchmarks.tables import gib, markdown_table, mb, seconds
 
 
 def _triple(values: list[float] | None) -> str:
     return "—" if not values else " / ".join(f"{v:.2f}" for v in values)
 
 
-def _span(values: list[float]) -> str:
+def load_span(values: list[float]) -> str:
+    """The range of measured 1-min load averages and how many there are."""
     return "—" if not values else f"{min(values):.2f}–{max(values):.2f} ({len(values)} values)"
 
 
@@ -36,7 +37,7 @@ def load_lines(results: dict) -> tuple[list[str], list[str]]:
             f"Load average (`os.getloadavg()`, 1 / 5 / 15 min), run of {run['started']} "
             f"(sections {', '.join(run['sections'])}): at start {_triple(run['start'])}, at end "
             f"{_triple(run.get('end'))}; 1-min before / after each measurement: "
-            f"{_span(run.get('measurements') or [])}."
+            f"{load_span(run.get('measurements') or [])}."
         )
         if run["start"][0] > limit:
             loaded.append(f"{run['start'][0]:.2f} at the start of the run of {run['started']}")
@@ -47,7 +48,7 @@ def load_lines(results: dict) -> tuple[list[str], list[str]]:
         lines.append(
             f"Load average (`os.getloadavg()`, 1 min) at the start and after each section: "
             f"{legacy[0]:.2f}–{legacy[1]:.2f}; before / after each measurement: "
-            f"{_span(measured_loads({k: v for k, v in results.items() if k != 'load'}))}."
+            f"{load_span(measured_loads({k: v for k, v in results.items() if k != 'load'}))}."
         )
         if legacy[0] > limit:
             loaded.append(f"at least {legacy[0]:.2f} at the start")
@@ -86,28 +87,108 @@ def header(results: dict) -> list[str]:
     ]
 
 
+# the wide runs of results["wide"] (None: the top level, solver=auto) in table order
+WIDE_RUNS = ((None, "auto"), ("cholesky", "cholesky"), ("tsqr", "tsqr"), ("large", "auto"))
+
+
+def _x(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}x"
+
+
+def _plus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a + b
+
+
+def _run_label(wide: dict, run: dict, solver: str) -> str:
+    shape = f"{run.get('rows', wide['rows']):,} × {run.get('features', wide['features']):,}"
+    return f"{shape}, `solver={solver}`"
+
+
+def _wide_row(wide: dict, key: str | None, solver: str) -> list[str] | None:
+    """One Spark run: time split, ratios to numpy, peak memory against the target."""
+    run = wide.get(key) if key else wide
+    if not run:
+        return None
+    from benchmarks.targets import wide_memory
+
+    proc = run.get("process") or {}
+    fit = seconds(run.get("seconds")) if run.get("seconds") is not None else "**failed**"
+    target, over = wide_memory(wide, run)
+    return [
+        _run_label(wide, run, solver) + (f" ({run['solver']})" if run.get("solver") else ""),
+        seconds(run.get("load_and_cache_s")),
+        seconds(run.get("stats_fold_s")),
+        seconds(run.get("stats_transfer_s")),
+        seconds(_plus(run.get("stats_merge_s"), run.get("stats_unpack_s"))),
+        seconds(run.get("rest_of_fit_s")),
+        fit,
+        seconds(_plus(run.get("load_and_cache_s"), run.get("seconds"))),
+        f"{_x(run.get('fit_over_numpy'))} / {_x(run.get('end_to_end_over_numpy'))}",
+        f"{gib(proc.get('peak_rss_sum_bytes'))} ({gib(proc.get('peak_pss_sum_bytes'))})",
+        gib(target),
+        _x(over),
+    ]
+
+
+def _numpy_row(wide: dict) -> list[str] | None:
+    numpy = wide.get("numpy")
+    if not numpy:
+        return None
+    proc = numpy.get("process") or {}
+    fit = numpy.get("numpy_fit_s")
+    return [
+        f"{wide['rows']:,} × {wide['features']:,}, numpy (one process, in memory)",
+        seconds(numpy.get("numpy_read_s")) + " (read)",
+        seconds(numpy.get("numpy_gram_s")) + " (`X.T @ X`)",
+        "",
+        "",
+        seconds(numpy.get("numpy_solve_s")) + " (Cholesky + solve)",
+        seconds(fit) if fit is not None else "**failed**",
+        seconds(_plus(numpy.get("numpy_read_s"), fit)),
+        "1x",
+        f"{gib(proc.get('peak_rss_sum_bytes'))} ({gib(proc.get('peak_pss_sum_bytes'))})",
+    ]
+
+
+WIDE_HEADERS = [
+    "run",
+    "load + cache",
+    "Gram (parallel job)",
+    "transfer of partials",
+    "merge + unpack",
+    "rest of fit (solve, residuals)",
+    "fit",
+    "load + fit",
+    "× numpy: fit / load + fit",
+    "peak RSS (PSS), process tree",
+    "memory target: raw + 4 × packed Gram",
+    "peak RSS / target",
+]
+
+
 def wide_paragraph(results: dict) -> list[str]:
-    """The wide linear regression (ours only) and MLlib's answer at that width."""
+    """The wide linear regression runs (ours, numpy) and MLlib's answer at that width."""
     wide = results.get("wide")
     if not wide:
         return []
-    proc = wide.get("process") or {}
-    if wide.get("seconds") is not None:
-        outcome = (
-            f"fit on cached data {seconds(wide['seconds'])} (solver {wide.get('solver')}, "
-            f"max |β̂ − β| {wide.get('max_abs_coef_error_vs_truth', float('nan')):.2g})"
-        )
-    else:
-        outcome = f"**failed**: {wide.get('error')}"
-        if wide.get("seconds_until_error") is not None:
-            outcome += f" after {seconds(wide['seconds_until_error'])} of fitting"
+    rows = [_wide_row(wide, key, solver) for key, solver in WIDE_RUNS] + [_numpy_row(wide)]
+    errors = [
+        f"- {_run_label(wide, run, label)}: {run['error']}"
+        for key, label in WIDE_RUNS
+        if (run := (wide.get(key) if key else wide)) and run.get("error")
+    ] + ([f"- numpy: {wide['numpy']['error']}"] if (wide.get("numpy") or {}).get("error") else [])
     lines = [
         f"## Wide linear regression ({wide['rows']:,} × {wide['features']:,}, ours only)",
         "",
-        f"ours: {outcome}. Load + cache {seconds(wide.get('load_and_cache_s'))}, "
-        f"{wide.get('partitions')} partitions, raw {mb(wide['raw_bytes'])}; whole "
-        f"process {seconds(proc.get('seconds'))}, peak memory (PSS / RSS) "
-        f"{gib(proc.get('peak_pss_sum_bytes'))} / {gib(proc.get('peak_rss_sum_bytes'))}.",
+        "Each run its own process with a time limit; the statistics pass split into the "
+        "parallel Gram job, the transfer of the partials to the driver and their merge + unpack; "
+        f"{wide.get('partitions')} cached partitions, raw {mb(wide.get('raw_bytes'))}, an idle "
+        f"session already holds {gib(wide.get('rss_idle_session_bytes'))}. "
+        f"1-min load before / after each: {load_span(measured_loads(wide))}.",
+        "",
+        markdown_table(WIDE_HEADERS, [r for r in rows if r]),
+        "",
+        *(["Failures:", "", *errors, ""] if errors else []),
         f'MLlib `LinearRegression(solver="normal")` with '
         f"{wide.get('mllib_normal_width')} features: "
         f"{str(wide.get('mllib_normal')).rstrip('.')}.",

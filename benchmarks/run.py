@@ -15,7 +15,10 @@ the median reported. Sections (measured by the ``benchmarks.measure_*`` modules)
    exactly ``--iterations`` Lloyd iterations from the same initial centres; k-means with each
    system's default initialisation;
 3. cached footprint: the bytes Spark reports for each cached data set vs the raw float64 size;
-4. scaling of our jobs: time vs rows and vs k; one wide linear regression (8,192 features).
+4. scaling of our jobs: time vs rows and vs k; the wide linear regression (8,192 features with
+   solver auto, cholesky and tsqr, single-process numpy, and 16,384 features);
+5. formula (issue 13): ``--formula`` on three text categories (~30 dummies) vs the same design
+   pre-encoded as numeric columns vs MLlib ``RFormula`` + ``LinearRegression``, fresh processes.
 
 The load average (:func:`os.getloadavg`) is recorded at the start and end of the run and before /
 after every measurement; a 1-min load above 1.5 at start prints a warning and marks the results
@@ -46,6 +49,7 @@ from benchmarks.harness import (
     warn_if_loaded,
 )
 from benchmarks.measure_e2e import bench_e2e
+from benchmarks.measure_formula import bench_formula
 from benchmarks.measure_kmeans import bench_kmeans
 from benchmarks.measure_kmeans_scale import bench_kmeans_scale
 from benchmarks.measure_linreg import bench_linreg
@@ -56,6 +60,7 @@ from benchmarks.targets import evaluate_targets
 # the results.json keys each --sections name (re)measures
 SECTION_KEYS = {
     "e2e": ["e2e"],
+    "formula": ["formula"],
     "linreg": ["linreg_cached"],
     "kmeans": ["kmeans_cached"],
     "kmeans-default": ["kmeans_default_cached"],
@@ -64,16 +69,22 @@ SECTION_KEYS = {
     "scaling": ["scaling"],
     "wide": ["wide"],
 }
-# sizes of the small runs: (rows, iterations, scaling rows, scaling k, wide rows, wide features)
+# sizes of the small runs: (rows [also of the formula section], iterations, scaling rows,
+# scaling k, wide rows, wide features, wide large features)
 SMALL = {
-    "smoke": (20_000, 3, "10000,20000", "5,20", 2_000, 64),
-    "quick": (200_000, 20, "50000,100000,200000,400000", "5,20,80", 4_000, 1_600),
+    "smoke": (20_000, 3, "10000,20000", "5,20", 2_000, 64, 128),
+    "quick": (200_000, 20, "50000,100000,200000,400000", "5,20,80", 4_000, 1_600, 3_200),
 }
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, default=2_000_000, help="rows of the headline data sets")
+    p.add_argument(
+        "--rows",
+        type=int,
+        default=2_000_000,
+        help="rows of the headline data sets (and of the formula section's)",
+    )
     p.add_argument("--repeats", type=int, default=3, help="repeats of the headline rows (median)")
     p.add_argument(
         "--secondary-repeats",
@@ -94,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--wide-rows", type=int, default=20_000)
     p.add_argument("--wide-features", type=int, default=8192)
     p.add_argument(
+        "--wide-large-features",
+        type=int,
+        default=16_384,
+        help="features of the second, wider row (same rows; 0: skip it)",
+    )
+    p.add_argument(
         "--wide-driver-memory",
         default="10g",
         help="spark.driver.memory of the wide job (at 4g the JVM runs out of heap loading "
@@ -106,18 +123,18 @@ def _parser() -> argparse.ArgumentParser:
     size.add_argument(
         "--smoke",
         action="store_true",
-        help="check the harness: 20k rows, 1 repeat, 3 iterations, scaling 10k/20k rows and "
-        "k 5/20, wide 2,000 x 64; output to benchmarks/data/smoke",
+        help="check the harness: 20k rows (formula too), 1 repeat, 3 iterations, scaling "
+        "10k/20k rows and k 5/20, wide 2,000 x 64 and x 128; output to benchmarks/data/smoke",
     )
     size.add_argument(
         "--quick",
         action="store_true",
-        help="small run: 200k rows, 1 repeat, scaling 50k…400k, wide 4,000 x 1,600; output to "
-        "benchmarks/data/quick",
+        help="small run: 200k rows (formula too), 1 repeat, scaling 50k…400k, wide 4,000 x "
+        "1,600 and x 3,200; output to benchmarks/data/quick",
     )
     p.add_argument(
         "--sections",
-        default="e2e,linreg,kmeans,kmeans-default,kmeans-periter,footprint,scaling,wide",
+        default="e2e,formula,linreg,kmeans,kmeans-default,kmeans-periter,footprint,scaling,wide",
         help="comma-separated subset to run",
     )
     p.add_argument("--output", help="where results.json / RESULTS.md go (default: see above)")
@@ -135,9 +152,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     small = "smoke" if args.smoke else "quick" if args.quick else None
     if small:
-        rows, iters, args.scaling_rows, args.scaling_k, wide_rows, wide_p = SMALL[small]
+        rows, iters, args.scaling_rows, args.scaling_k, wide_rows, wide_p, large = SMALL[small]
         args.rows, args.iterations, args.repeats, args.scaling_repeats = rows, iters, 1, 1
         args.wide_rows, args.wide_features, args.wide_timeout = wide_rows, wide_p, 300.0
+        args.wide_large_features = large
     if args.smoke:
         args.secondary_repeats, args.wide_driver_memory = 1, args.driver_memory
     if args.secondary_repeats is None:
@@ -273,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     if "e2e" in args.sections:
         bench_e2e(args, paths, results)
+        save()
+    if "formula" in args.sections:
+        bench_formula(args, results)
         save()
     in_process = {"linreg", "kmeans", "kmeans-default", "kmeans-periter", "footprint", "scaling"}
     if args.sections & in_process:

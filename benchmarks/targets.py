@@ -95,6 +95,15 @@ def ratio_targets(iterations: int) -> tuple[RatioTarget, ...]:
             **half,
         ),
         RatioTarget(
+            name="formula fit (3 text categories, ~30 dummies) end-to-end ≤1.3× the same design "
+            "pre-encoded as numeric columns",
+            ours=("formula", "ours_formula", "median_s"),
+            other=("formula", "ours_numeric", "median_s"),
+            limit=1.3,
+            how="formula/numeric ≤ 1.30",
+            other_name="pre-encoded",
+        ),
+        RatioTarget(
             name=f"{per_iter_name} — barrier mode",
             ours=(*km_c, "ours_barrier", "per_iter_s"),
             other=(*km_c, "sklearn", "per_iter_s"),
@@ -208,8 +217,141 @@ def _per_iteration(results: dict) -> list[dict]:
     return out
 
 
+def _reported(name: str, value: float | None, how: str, detail: str) -> dict:
+    """A measured ratio shown with the targets but without a limit (no verdict)."""
+    return {
+        "target": name,
+        "measured": value,
+        "limit": None,
+        "met": None,
+        "how": how,
+        "detail": detail,
+    }
+
+
+def _finishes(name: str, run: dict, detail: str) -> dict:
+    """Whether a run produced its result (``seconds``) without an error."""
+    error = run.get("error")
+    ok = run.get("seconds") is not None and not error
+    return {
+        "target": name,
+        "measured": None,  # seconds, not a ratio: shown in the detail
+        "limit": None,
+        "met": ok,
+        "how": "finishes",
+        "detail": detail if ok else str(error or "no result"),
+    }
+
+
+def _formula(results: dict) -> list[dict]:
+    """Issue 13's benchmark row: the ratio to MLlib (reported) and the agreement of the fits."""
+    section = results.get("formula")
+    if not section:
+        return []
+    ours = get(section, "ours_formula", "median_s")
+    mllib = get(section, "mllib_rformula", "median_s")
+    agree = section.get("agreement") or {}
+    diffs = ", ".join(
+        f"{k.removeprefix('max_abs_').replace('_', ' ')} {v:.1e}"
+        for k, v in agree.items()
+        if k.startswith("max_abs") and v is not None
+    )
+    return [
+        _reported(
+            "formula fit end-to-end vs MLlib RFormula + LinearRegression (normal)",
+            ours / mllib if ours and mllib else None,
+            "ours/MLlib (reported, no target)",
+            f"ours {seconds(ours)} vs MLlib {seconds(mllib)}",
+        ),
+        {
+            "target": "formula fits agree: R² (formula, numeric, MLlib) and coefficients "
+            "(formula vs numeric)",
+            "measured": None,
+            "limit": agree.get("tolerance"),
+            "met": agree.get("agree") if agree else None,
+            "how": f"max |diff| ≤ {agree.get('tolerance', 1e-9):g}",
+            "detail": diffs or "not measured",
+        },
+    ]
+
+
+# issue 15: the wide runs (key in results["wide"], None: the top level), their labels, and
+# whether the ≤3× numpy target applies (numpy's baseline is the normal equations at this width)
+WIDE_RUNS = (
+    (None, "solver=auto", True),
+    ("cholesky", "solver=cholesky", True),
+    ("tsqr", "solver=tsqr", False),
+    ("large", "solver=auto", False),
+)
+
+
+def wide_memory(wide: dict, run: dict) -> tuple[float | None, float | None]:
+    """``(target bytes, peak RSS / target)`` of one wide run.
+
+    The target, raw data + 4 × packed Gram, comes from the shape when the run did not store it
+    (results written before ``wide_job`` reported it).
+    """
+    from benchmarks.wide_job import memory_target
+
+    rows, p = run.get("rows", wide["rows"]), run.get("features", wide["features"])
+    target = run.get("memory_target_bytes") or memory_target(rows, p)["memory_target_bytes"]
+    peak = (run.get("process") or {}).get("peak_rss_sum_bytes")
+    return target, (peak / target if peak else None)
+
+
+def _wide_vs_numpy(name: str, run: dict, numpy: dict) -> dict:
+    ours = _sum(run.get("load_and_cache_s"), run.get("seconds"))
+    theirs = _sum(numpy.get("numpy_read_s"), numpy.get("numpy_fit_s"))
+    return _target(
+        f"wide {name}: end-to-end ≤3× single-process numpy",
+        run.get("end_to_end_over_numpy"),
+        3.0,
+        "(load + fit) / (numpy read + X.T@X + Cholesky) ≤ 3",
+        f"ours {seconds(ours)} vs numpy {seconds(theirs)}; fit alone "
+        f"{_x(run.get('fit_over_numpy'))} numpy's",
+    )
+
+
+def _wide(results: dict) -> list[dict]:
+    """Issue 15: ≤3× numpy end to end, peak memory ≤ raw + 4 × packed Gram, every run finishes."""
+    wide = results.get("wide")
+    if not wide:
+        return []
+    out = []
+    for key, label, vs_numpy in WIDE_RUNS:
+        run = wide.get(key) if key else wide
+        if not run:
+            continue
+        shape = f"{run.get('rows', wide['rows']):,} × {run.get('features', wide['features']):,}"
+        name = f"{shape}, {label}"
+        out.append(_finishes(f"wide {name} finishes", run, f"fit {seconds(run.get('seconds'))}"))
+        if vs_numpy:
+            out.append(_wide_vs_numpy(name, run, wide.get("numpy") or {}))
+        peak = (run.get("process") or {}).get("peak_rss_sum_bytes")
+        target, over = wide_memory(wide, run)
+        out.append(
+            _target(
+                f"wide {name}: peak memory ≤ raw data + 4 × packed Gram",
+                over,
+                1.0,
+                "peak RSS / target ≤ 1",
+                f"{mb(peak)} vs {mb(target)}",
+            )
+        )
+    return out
+
+
+def _sum(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a + b
+
+
+def _x(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}×"
+
+
 def evaluate_targets(results: dict) -> list[dict]:
     """Every target with its measured value, limit, verdict (``None``: not measured), detail."""
     iterations = (results.get("config") or {}).get("iterations", 20)
     found = [_ratio(results, t) for t in ratio_targets(iterations)]
-    return found + _footprint(results) + _scaling(results) + _per_iteration(results)
+    found += _footprint(results) + _scaling(results) + _per_iteration(results)
+    return found + _formula(results) + _wide(results)
