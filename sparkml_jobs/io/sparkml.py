@@ -16,6 +16,7 @@ which Spark's readers ignore and ours use to match columns by name.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from sparkml_jobs.clustering.estimator import KMeansModel
+from sparkml_jobs.clustering.standardize import Standardizer
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io import filesystem, models, persist
 from sparkml_jobs.regression.estimator import LinearRegression, LinearRegressionModel
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 LINREG_CLASS = "org.apache.spark.ml.regression.LinearRegressionModel"
 KMEANS_CLASS = "org.apache.spark.ml.clustering.KMeansModel"
 PIPELINE_CLASS = "org.apache.spark.ml.PipelineModel"
+SCALED_COLUMN = "features_standardized"  # a standardised k-means pipeline's inner vector
 CLASSES = {models.LINREG_KIND: LINREG_CLASS, models.KMEANS_KIND: KMEANS_CLASS}
 SIDECAR = "sparkml_jobs.json"
 INIT_PREFIX = "spark-ml:"  # kmeans fit --init spark-ml:DIR
@@ -125,10 +128,15 @@ def _feature_names(spark_dir: SparkModelDir, width: int, features: list[str] | N
 
 def _load_spark_model(spark_dir: SparkModelDir):
     """The pyspark.ml model object of ``spark_dir`` (Spark's own reader)."""
+    from pyspark.ml import PipelineModel
     from pyspark.ml.clustering import KMeansModel as SparkKMeansModel
     from pyspark.ml.regression import LinearRegressionModel as SparkLinearRegressionModel
 
-    reader = {LINREG_CLASS: SparkLinearRegressionModel, KMEANS_CLASS: SparkKMeansModel}
+    reader = {
+        LINREG_CLASS: SparkLinearRegressionModel,
+        KMEANS_CLASS: SparkKMeansModel,
+        PIPELINE_CLASS: PipelineModel,
+    }
     try:
         return reader[spark_dir.class_name].load(spark_dir.path)
     except Exception as exc:
@@ -160,16 +168,56 @@ def linreg_from_spark(
     )
 
 
+def _standardized_stages(spark_dir: SparkModelDir):
+    """(mean, std, KMeansModel) of a PipelineModel of a StandardScalerModel (with mean and std)
+    then a KMeansModel: what :func:`export` writes for a standardised k-means model."""
+    from pyspark.ml.clustering import KMeansModel as SparkKMeansModel
+    from pyspark.ml.feature import StandardScalerModel
+
+    stages = _load_spark_model(spark_dir).stages
+    if not (
+        len(stages) == 2
+        and isinstance(stages[0], StandardScalerModel)
+        and isinstance(stages[1], SparkKMeansModel)
+        and stages[0].getWithMean()
+        and stages[0].getWithStd()
+    ):
+        kinds = ", ".join(type(stage).__name__ for stage in stages)
+        raise InputError(
+            f"{spark_dir.path} is a Spark ML PipelineModel of {kinds or 'no stages'}; only a "
+            "StandardScalerModel (withMean, withStd) then a KMeansModel can be used as a "
+            "k-means model"
+        )
+    mean = np.asarray(stages[0].mean.toArray(), dtype=np.float64)
+    std = np.asarray(stages[0].std.toArray(), dtype=np.float64)
+    if not (np.isfinite(std).all() and np.all(std > 0) and np.isfinite(mean).all()):
+        raise InputError(f"{spark_dir.path}: the StandardScalerModel has a zero or non-finite std")
+    return mean, std, stages[1]
+
+
 def kmeans_from_spark(spark_dir: SparkModelDir, features: list[str] | None = None) -> KMeansModel:
-    """Our k-means model with the centres of a Spark ML ``KMeansModel``."""
-    _require_class(spark_dir, KMEANS_CLASS, "a k-means model")
-    centers = np.array(_load_spark_model(spark_dir).clusterCenters(), dtype=np.float64)
-    distance = spark_dir.params.get("distanceMeasure", "euclidean")
+    """Our k-means model with the centres of a Spark ML ``KMeansModel``, or of the standardised
+    pipeline :func:`export` writes (centres back in the data's units, mean and scale kept)."""
+    mean = scale = None
+    if spark_dir.class_name == PIPELINE_CLASS:
+        mean, scale, spark_model = _standardized_stages(spark_dir)
+        scaled = np.array(spark_model.clusterCenters(), dtype=np.float64)
+        if scaled.shape[1] != len(mean):
+            raise InputError(f"{spark_dir.path}: the scaler and the k-means model differ in width")
+        centers = Standardizer(mean=mean, scale=scale).points_out(scaled)
+        distance = spark_model.getDistanceMeasure()
+    else:
+        _require_class(spark_dir, KMEANS_CLASS, "a k-means model")
+        centers = np.array(_load_spark_model(spark_dir).clusterCenters(), dtype=np.float64)
+        distance = spark_dir.params.get("distanceMeasure", "euclidean")
     params = {"k": len(centers), "distance": distance, "init": "given"}
+    params["standardize"] = mean is not None
     return KMeansModel(
         features=_feature_names(spark_dir, centers.shape[1], features),
         centers=centers,
         params=params,
+        mean=mean,
+        scale=scale,
     )
 
 
@@ -295,6 +343,36 @@ def spark_kmeans(model: KMeansModel):
     return spark_model
 
 
+def spark_standardized_kmeans(model: KMeansModel):
+    """A standardised k-means model as a pyspark.ml ``PipelineModel``: a ``StandardScalerModel``
+    (withMean, withStd: our mean and population std, ``features`` → :data:`SCALED_COLUMN`) then a
+    ``KMeansModel`` on the standardised centres, so Spark assigns rows as we do."""
+    from pyspark import SparkContext
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.feature import StandardScalerModel
+
+    scaler = model.standardizer
+    sc = SparkContext._active_spark_context
+    vectors = sc._jvm.org.apache.spark.ml.linalg.Vectors
+    java_scaler = sc._jvm.org.apache.spark.ml.feature.StandardScalerModel(
+        _uid("stdScal"),
+        vectors.dense(_jvm_doubles(sc, scaler.scale)),
+        vectors.dense(_jvm_doubles(sc, scaler.mean)),
+    )
+    scaler_stage = StandardScalerModel(java_scaler)
+    scaler_stage.set(scaler_stage.withMean, True)
+    scaler_stage.set(scaler_stage.withStd, True)
+    scaler_stage.set(scaler_stage.inputCol, "features")
+    scaler_stage.set(scaler_stage.outputCol, SCALED_COLUMN)
+    # the centres in standardised units: the pipeline's k-means stage sees standardised rows
+    scaled = dataclasses.replace(
+        model, centers=scaler.apply(model.centers), mean=None, scale=None, sample=None
+    )
+    kmeans_stage = spark_kmeans(scaled)
+    kmeans_stage.set(kmeans_stage.featuresCol, SCALED_COLUMN)
+    return PipelineModel([scaler_stage, kmeans_stage])
+
+
 def _sidecar(kind: str, model, source: str | None) -> bytes:
     document = {
         "kind": kind,
@@ -314,6 +392,8 @@ def write_spark_ml(model, output: str, overwrite: bool = False, source: str | No
     """
     if isinstance(model, LinearRegressionModel):
         kind, spark_model = models.LINREG_KIND, spark_linreg(model)
+    elif isinstance(model, KMeansModel) and model.standardizer is not None:
+        kind, spark_model = models.KMEANS_KIND, spark_standardized_kmeans(model)
     elif isinstance(model, KMeansModel):
         kind, spark_model = models.KMEANS_KIND, spark_kmeans(model)
     else:
@@ -322,7 +402,8 @@ def write_spark_ml(model, output: str, overwrite: bool = False, source: str | No
     with persist.spark_output(output, overwrite) as tmp:
         spark_model.write().save(tmp)
         fs.write_bytes(fs.child(tmp, SIDECAR), _sidecar(kind, model, source), overwrite=False)
-    return CLASSES[kind]
+    standardized = isinstance(model, KMeansModel) and model.standardizer is not None
+    return PIPELINE_CLASS if standardized else CLASSES[kind]
 
 
 def _model_kind(path: str) -> tuple[str, dict[str, Any]]:
