@@ -276,6 +276,12 @@ def build_parser() -> tuple[UsageParser, dict[str, argparse.ArgumentParser]]:
     ksweep.add_argument("--tol", type=tolerance, default=1e-4)
     ksweep.add_argument("--seed", type=int, default=0)
     ksweep.add_argument("--distance", choices=["euclidean", "cosine"], default="euclidean")
+    ksweep.add_argument(
+        "--standardize",
+        action="store_true",
+        help="as kmeans fit --standardize: one scaling (from the load pass) for every k; centres "
+        "in the data's units, costs and silhouettes in standardised units",
+    )
     kevaluate = kmeans_actions.add_parser(
         "evaluate", help="cost and sampled silhouette of a saved model on data"
     )

@@ -21,6 +21,7 @@ from sparkml_jobs.clustering import estimator as km
 from sparkml_jobs.clustering import kernels as kk
 from sparkml_jobs.clustering import lloyd
 from sparkml_jobs.clustering.silhouette import SILHOUETTE_ROWS, recommend_k, silhouette, subsample
+from sparkml_jobs.clustering.standardize import Standardizer
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io.dataset import BlockData
 
@@ -42,6 +43,9 @@ class SweepResult:
     silhouette_rows: int
     features: list[str]
     params: dict[str, Any]
+    # with standardize=True: the one scaling every k was fitted under (centres stay in data units)
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -73,21 +77,34 @@ def sweep(
     init: str = "k-means||",
     distance: str = "euclidean",
     sample_rows: int = SILHOUETTE_ROWS,
+    standardize: bool = False,
 ) -> SweepResult:
-    """Fit k-means for every k in ``ks`` on one cached read of ``data`` (see module docstring)."""
+    """Fit k-means for every k in ``ks`` on one cached read of ``data`` (see module docstring).
+
+    With ``standardize`` the scaling is computed once, in the validation pass, and every k is
+    fitted on the same standardised points (as ``KMeans(standardize=True)`` would for each k):
+    the centres are reported in the data's units, the costs and silhouettes in standardised ones.
+    """
     estimators = [
-        km.KMeans(k=k, seed=seed, max_iter=max_iter, tol=tol, init=init, distance=distance)
+        km.KMeans(
+            k=k,
+            seed=seed,
+            max_iter=max_iter,
+            tol=tol,
+            init=init,
+            distance=distance,
+            standardize=standardize,
+        )
         for k in ks
     ]  # all validated before any pass
     points = lloyd.prepare(data, distance)
     costs, scores, centers, n_iter, converged, used = [], [], [], [], [], 0
+    scaler = None
     try:
-        counts = lloyd.validate(data, points)
-        n_rows = counts.rows
-        points, scaling = lloyd.rescale(points, data, counts, distance)
+        points, n_rows, scaling, scaler = _prepared(points, data, distance, standardize)
         for estimator in estimators:
-            model = estimator.fit_prepared(points, data, n_rows, scaling)
-            score, used = sample_silhouette(model, sample_rows)
+            model = estimator.fit_prepared(points, data, n_rows, scaling, scaler)
+            score, used = sample_silhouette(_standardized_sample(model), sample_rows)
             costs.append(model.summary.cost)
             centers.append(model.centers)
             scores.append(score)
@@ -114,8 +131,40 @@ def sweep(
         n=n_rows,
         silhouette_rows=used,
         features=list(data.features),
-        params={"seed": seed, "max_iter": max_iter, "tol": tol, "init": init, "distance": distance},
+        params={
+            "seed": seed,
+            "max_iter": max_iter,
+            "tol": tol,
+            "init": init,
+            "distance": distance,
+            "standardize": standardize,
+        },
+        mean=None if scaler is None else scaler.mean,
+        scale=None if scaler is None else scaler.scale,
     )
+
+
+def _prepared(points, data: BlockData, distance: str, standardize: bool):
+    """(points, rows, rescaling, standardizer): the cached points validated, then standardised
+    (one scaling for every k, from the validation pass's moments) or rescaled if need be."""
+    if standardize:
+        counts, moments = lloyd.validate(data, points, moments=True)
+        p = data.n_features
+        scaler = Standardizer.from_moments(moments, data.features, counts.lo[:p], counts.hi[:p])
+        log.info("standardised features: mean %s, scale %s", scaler.mean, scaler.scale)
+        return lloyd.standardize(points, scaler), counts.rows, None, scaler
+    counts = lloyd.validate(data, points)
+    points, scaling = lloyd.rescale(points, data, counts, distance)
+    return points, counts.rows, scaling, None
+
+
+def _standardized_sample(model: km.KMeansModel) -> km.KMeansModel:
+    """``model`` with its sample in the standardised units its fit minimised (the silhouette's
+    units, as :func:`evaluate` scores a standardised model)."""
+    scaler = model.standardizer
+    if scaler is None or model.sample is None or model.sample[0] is None:
+        return model
+    return dataclasses.replace(model, sample=(scaler.apply(model.sample[0]), model.sample[1]))
 
 
 def evaluate(

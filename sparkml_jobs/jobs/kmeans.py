@@ -119,8 +119,14 @@ def kmeans_predict(args: argparse.Namespace) -> dict[str, Any]:
 def kmeans_sweep(args: argparse.Namespace) -> dict[str, Any]:
 
     ks = args.k
+    standardize = getattr(args, "standardize", False)
     KMeans(
-        k=ks[0], init=args.init, max_iter=args.max_iter, tol=args.tol, distance=args.distance
+        k=ks[0],
+        init=args.init,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        distance=args.distance,
+        standardize=standardize,
     )  # validate before starting Spark
     plots = figures.matplotlib_available()
     if not plots:
@@ -135,6 +141,7 @@ def kmeans_sweep(args: argparse.Namespace) -> dict[str, Any]:
         tol=args.tol,
         init=args.init,
         distance=args.distance,
+        standardize=standardize,
     )
     pages.write_sweep(result, args.output, overwrite=args.overwrite, source=args.input, plots=plots)
     log.info("sweep written to %s", args.output)
