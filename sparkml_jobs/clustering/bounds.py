@@ -62,24 +62,21 @@ def half_gaps(centers: np.ndarray, chunk_rows: int) -> np.ndarray:
 def nearest_two(
     x: np.ndarray, centers: np.ndarray, chunk_rows: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(label, distance to the second-nearest centre) by the same GEMM kernel as ``assign``."""
+    """(label, distance to the second-nearest centre): the labels by :func:`~.kernels.nearest`,
+    as ``assign`` picks them (bit for bit), the second distance from the same block."""
     center_sq = np.einsum("ij,ij->i", centers, centers)
+    minus_two = -2.0 * centers
     labels = np.empty(len(x), dtype=np.int64)
     second = np.full(len(x), np.inf)
     for start in range(0, len(x), chunk_rows):
-        d2 = kk.squared_distances(x[start : start + chunk_rows], centers, center_sq)
-        lab = d2.argmin(axis=1)
+        chunk = x[start : start + chunk_rows]
+        lab, g = kk.nearest(chunk, minus_two, center_sq)
         labels[start : start + len(lab)] = lab
         if centers.shape[0] > 1:
-            d2[np.arange(len(lab)), lab] = np.inf
-            second[start : start + len(lab)] = np.sqrt(d2.min(axis=1))
+            g[np.arange(len(lab)), lab] = np.inf
+            runner_up = g.min(axis=1) + np.einsum("ij,ij->i", chunk, chunk)
+            second[start : start + len(lab)] = np.sqrt(np.maximum(runner_up, 0.0))
     return labels, second
-
-
-def own_distances(x: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """‖x − c(label)‖² computed directly, row by row (as :func:`~.kernels.assign` does)."""
-    diff = x - centers[labels]
-    return np.einsum("ij,ij->i", diff, diff)
 
 
 def bounded_labels(
@@ -102,18 +99,18 @@ def bounded_labels(
         order = np.argsort(moved)
         top, runner_up = order[-1], order[-2] if k > 1 else order[-1]
         lower -= np.where(labels == top, moved[runner_up], moved[top])
-        dist2 = own_distances(x, centers, labels)  # exact: tightens the upper bound for free
+        dist2 = kk.own_distances(x, centers, labels)  # exact: tightens the upper bound for free
         threshold = np.maximum(lower, half_gaps(centers, chunk_rows)[labels])
         rows = np.flatnonzero(np.sqrt(dist2) + margin >= threshold)
         if len(rows) > FULL_PASS_SHARE * n:
             rows = np.arange(n)
     if len(rows) == n:
         labels[:], lower[:] = nearest_two(x, centers, chunk_rows)
-        dist2 = own_distances(x, centers, labels)
+        dist2 = kk.own_distances(x, centers, labels)
     elif len(rows):
         sub = x[rows]
         labels[rows], lower[rows] = nearest_two(sub, centers, chunk_rows)
-        dist2[rows] = own_distances(sub, centers, labels[rows])
+        dist2[rows] = kk.own_distances(sub, centers, labels[rows])
     state = Bounds(labels=labels, lower=lower, norms_sq=norms_sq, centers=centers.copy())
     return labels, dist2, state
 
@@ -132,4 +129,5 @@ def bounded_partial(
     bounds (``state=None`` on the first iteration)."""
     chunk_rows = chunk_rows or kk.chunk_rows_for(*centers.shape)
     labels, dist2, state = bounded_labels(x, centers, state, chunk_rows)
-    return kk.partial_from_labels(x, centers, w, labels, dist2, keep_far, sample_stride), state
+    part = kk.partial_from_labels(x, centers, w, labels, dist2, keep_far, sample_stride, chunk_rows)
+    return part, state

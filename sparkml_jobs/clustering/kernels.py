@@ -51,26 +51,58 @@ def squared_distances(x: np.ndarray, centers: np.ndarray, center_sq: np.ndarray)
     return d2
 
 
+def nearest(chunk: np.ndarray, minus_two_centers: np.ndarray, center_sq: np.ndarray):
+    """(labels, ``‖c‖² − 2x·c``) of a chunk: the nearest centre by the GEMM identity.
+
+    ``‖x‖²`` is the same for every centre, so the argmin needs neither it nor a clip at zero:
+    the ``rows × k`` block is written by the GEMM and passed over twice (add, argmin) instead of
+    five times. ``minus_two_centers`` is ``−2·centres`` (exact: a power of two), so the product
+    is bit-identical to ``−2·(x·c)``. Every caller that needs labels uses this, so the labels of
+    the plain, bounded and prediction paths are the same bit for bit.
+    """
+    g = chunk @ minus_two_centers.T
+    g += center_sq
+    return g.argmin(axis=1), g
+
+
+def own_distances(x: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """‖x − c(label)‖² computed directly (no cancellation, unlike the GEMM identity)."""
+    diff = np.take(centers, labels, axis=0)
+    np.subtract(x, diff, out=diff)
+    return np.einsum("ij,ij->i", diff, diff)
+
+
 def assign(
     x: np.ndarray, centers: np.ndarray, chunk_rows: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centre of every row and the exact squared distance to it.
 
-    The GEMM trick picks the label; the distance to the chosen centre is then recomputed directly
-    (``‖x − c‖²``), so costs carry no cancellation error. ``chunk_rows`` defaults to
-    :func:`chunk_rows_for` the centres' shape.
+    The GEMM trick picks the label (:func:`nearest`); the distance to the chosen centre is then
+    recomputed directly (:func:`own_distances`), so costs carry no cancellation error.
+    ``chunk_rows`` defaults to :func:`chunk_rows_for` the centres' shape.
     """
     chunk_rows = chunk_rows or chunk_rows_for(*centers.shape)
     center_sq = np.einsum("ij,ij->i", centers, centers)
+    minus_two = -2.0 * centers
     labels = np.empty(len(x), dtype=np.int64)
     dist2 = np.empty(len(x), dtype=np.float64)
     for start in range(0, len(x), chunk_rows):
         chunk = x[start : start + chunk_rows]
-        lab = squared_distances(chunk, centers, center_sq).argmin(axis=1)
-        diff = chunk - centers[lab]
+        lab, _ = nearest(chunk, minus_two, center_sq)
         labels[start : start + len(chunk)] = lab
-        dist2[start : start + len(chunk)] = np.einsum("ij,ij->i", diff, diff)
+        dist2[start : start + len(chunk)] = own_distances(chunk, centers, lab)
     return labels, dist2
+
+
+def add_cluster_sums(
+    flat_sums: np.ndarray, chunk: np.ndarray, w: np.ndarray | None, labels: np.ndarray
+) -> None:
+    """``flat_sums[label·d + j] += w·x[:, j]`` for one chunk: one ``bincount`` over the chunk's
+    cells in memory order (the chunk is in cache), not ``d`` strided passes over the block."""
+    k_d, d = len(flat_sums), chunk.shape[1]
+    weighted = chunk if w is None else chunk * w[:, None]
+    cells = (labels * d)[:, None] + np.arange(d)
+    flat_sums += np.bincount(cells.ravel(), weights=weighted.ravel(), minlength=k_d)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +202,26 @@ def lloyd_partial(
     chunk_rows: int | None = None,
     sample_stride: int = 0,
 ) -> ClusterPartial:
-    """Assign the rows of ``x`` to ``centers`` and sum them per cluster (one block's share)."""
-    labels, dist2 = assign(x, centers, chunk_rows)
-    return partial_from_labels(x, centers, w, labels, dist2, keep_far, sample_stride)
+    """Assign the rows of ``x`` to ``centers`` and sum them per cluster (one block's share).
+
+    Fused a chunk at a time: labels, exact distances and the per-cluster sums of a chunk are all
+    computed while it is in cache, so the block is read from memory once per iteration.
+    """
+    k, d = centers.shape
+    chunk_rows = chunk_rows or chunk_rows_for(k, d)
+    center_sq = np.einsum("ij,ij->i", centers, centers)
+    minus_two = -2.0 * centers
+    labels = np.empty(len(x), dtype=np.int64)
+    dist2 = np.empty(len(x), dtype=np.float64)
+    flat_sums = np.zeros(k * d)
+    for start in range(0, len(x), chunk_rows):
+        stop = start + chunk_rows
+        chunk = x[start:stop]
+        lab, _ = nearest(chunk, minus_two, center_sq)
+        labels[start:stop] = lab
+        dist2[start:stop] = own_distances(chunk, centers, lab)
+        add_cluster_sums(flat_sums, chunk, None if w is None else w[start:stop], lab)
+    return _partial(x, w, labels, dist2, flat_sums.reshape(k, d), keep_far, sample_stride)
 
 
 def partial_from_labels(
@@ -183,14 +232,27 @@ def partial_from_labels(
     dist2: np.ndarray,
     keep_far: int,
     sample_stride: int,
+    chunk_rows: int | None = None,
 ) -> ClusterPartial:
-    """The partial of rows whose labels and squared distances to their centres are known."""
+    """The partial of rows whose labels and squared distances to their centres are known.
+
+    The sums are added chunk by chunk in :func:`lloyd_partial`'s order, so for the same labels
+    the partial is bit-for-bit :func:`lloyd_partial`'s.
+    """
     k, d = centers.shape
+    chunk_rows = chunk_rows or chunk_rows_for(k, d)
+    flat_sums = np.zeros(k * d)
+    for start in range(0, len(x), chunk_rows):
+        stop = start + chunk_rows
+        add_cluster_sums(
+            flat_sums, x[start:stop], None if w is None else w[start:stop], labels[start:stop]
+        )
+    return _partial(x, w, labels, dist2, flat_sums.reshape(k, d), keep_far, sample_stride)
+
+
+def _partial(x, w, labels, dist2, sums, keep_far: int, sample_stride: int) -> ClusterPartial:
+    k = len(sums)
     weights = np.ones(len(x)) if w is None else w
-    weighted = x if w is None else x * w[:, None]
-    sums = np.empty((k, d))
-    for j in range(d):  # d bincounts: O(n·d), cheaper than np.add.at or a one-hot GEMM
-        sums[:, j] = np.bincount(labels, weights=weighted[:, j], minlength=k)
     far_d2, far_points = top_farthest(dist2, x, keep_far)
     return ClusterPartial(
         sums=sums,

@@ -251,14 +251,14 @@ def test_large_k_assignment_is_chunked_within_budget(rng, monkeypatch):
     """k = 4,096: the distance block of every chunk stays within the budget, labels exact."""
     x, centers = rng.normal(size=(3_000, 8)), rng.normal(size=(4_096, 8))
     seen = []
-    original = kk.squared_distances
+    original = kk.nearest
 
     def spy(chunk, c, c_sq):
-        out = original(chunk, c, c_sq)
+        lab, out = original(chunk, c, c_sq)
         seen.append(out.nbytes)
-        return out
+        return lab, out
 
-    monkeypatch.setattr(kk, "squared_distances", spy)
+    monkeypatch.setattr(kk, "nearest", spy)
     labels, d2 = kk.assign(x, centers)
     assert len(seen) == 3 and max(seen) <= kk.DISTANCE_BLOCK_BYTES  # 3,000 rows in 1,008-row chunks
     direct = ((x[:, None, :] - centers[None]) ** 2).sum(-1)
