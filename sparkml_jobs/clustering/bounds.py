@@ -90,9 +90,9 @@ def bounded_labels(
     n, k = len(x), len(centers)
     norms_sq = state.norms_sq if state is not None else np.einsum("ij,ij->i", x, x)
     margin = MARGIN * np.sqrt(norms_sq + float(np.einsum("ij,ij->i", centers, centers).max()))
-    if state is None:  # the plain kernel; no lower bounds yet, the half gaps still prune
-        labels, dist2 = kk.assign(x, centers, chunk_rows)
-        lower, rows = np.zeros(n), np.arange(0)
+    if state is None:  # every row: its label and a real lower bound (the second distance)
+        labels, lower, dist2 = np.empty(n, np.int64), np.empty(n), np.empty(n)
+        rows = np.arange(n)
     else:
         labels, lower = state.labels, state.lower
         moved = np.sqrt(((centers - state.centers) ** 2).sum(axis=1))

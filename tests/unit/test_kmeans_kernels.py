@@ -308,7 +308,7 @@ def test_bounded_partial_equals_plain_lloyd_and_skips_rows(rng, monkeypatch, k, 
         _partials_equal(fast, plain)
         per_iteration.append(sum(seen))
         centers, _ = kk.new_centers(plain, centers)
-    assert per_iteration[0] == 0  # the first iteration: the plain kernel, no bounds yet
+    assert per_iteration[0] == len(x)  # the first iteration: every row, bounds from scratch
     if k > 1:
         assert max(per_iteration[1:4]) > 0  # the re-seeded centre's jump forces recomputations
         assert sum(per_iteration[-5:]) < 0.2 * 5 * len(x), per_iteration  # later: most skip
