@@ -310,7 +310,10 @@ def spark_linreg(model: LinearRegressionModel):
 
 
 def spark_kmeans(model: KMeansModel):
-    """The model as a pyspark.ml ``KMeansModel`` (JVM-backed, params set)."""
+    """The model as a pyspark.ml ``KMeansModel`` (JVM-backed, params set); a model fitted with
+    ``standardize`` as the ``PipelineModel`` of :func:`spark_standardized_kmeans`."""
+    if model.standardizer is not None:
+        return spark_standardized_kmeans(model)
     from pyspark import SparkContext
     from pyspark.ml.clustering import KMeansModel as SparkKMeansModel
 
@@ -392,8 +395,6 @@ def write_spark_ml(model, output: str, overwrite: bool = False, source: str | No
     """
     if isinstance(model, LinearRegressionModel):
         kind, spark_model = models.LINREG_KIND, spark_linreg(model)
-    elif isinstance(model, KMeansModel) and model.standardizer is not None:
-        kind, spark_model = models.KMEANS_KIND, spark_standardized_kmeans(model)
     elif isinstance(model, KMeansModel):
         kind, spark_model = models.KMEANS_KIND, spark_kmeans(model)
     else:

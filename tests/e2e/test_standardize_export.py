@@ -71,6 +71,14 @@ def test_export_is_a_pipeline_spark_loads_and_predicts_as_ours(spark, standardiz
     spark_out = spark_out.sort_values("id")
     np.testing.assert_array_equal(spark_out["prediction"].to_numpy(), expected)
 
+    # the Python API's in-memory model is the same pipeline
+    from sparkml_jobs.api import KMeansModel
+
+    in_memory = KMeansModel.load(str(root / "m")).to_spark_ml()
+    assert isinstance(in_memory, PipelineModel)
+    api_out = in_memory.transform(vectors).select("id", "prediction").toPandas().sort_values("id")
+    np.testing.assert_array_equal(api_out["prediction"].to_numpy(), expected)
+
     code, _, err = run_cli(
         capsys, "kmeans", "predict", "--model", root / "m", "--input", data, "--output",
         root / "ours",
