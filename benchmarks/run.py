@@ -53,6 +53,7 @@ from benchmarks.measure_formula import bench_formula
 from benchmarks.measure_kmeans import bench_kmeans
 from benchmarks.measure_kmeans_scale import bench_kmeans_scale
 from benchmarks.measure_linreg import bench_linreg
+from benchmarks.measure_load import bench_load
 from benchmarks.measure_scaling import bench_scaling, bench_wide
 from benchmarks.render import render
 from benchmarks.targets import evaluate_targets
@@ -62,6 +63,7 @@ SECTION_KEYS = {
     "e2e": ["e2e"],
     "formula": ["formula"],
     "linreg": ["linreg_cached"],
+    "load-path": ["load_path"],
     "kmeans": ["kmeans_cached"],
     "kmeans-default": ["kmeans_default_cached"],
     "kmeans-periter": ["kmeans_per_iteration"],
@@ -134,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--sections",
-        default="e2e,formula,linreg,kmeans,kmeans-default,kmeans-periter,footprint,scaling,wide",
+        default="e2e,formula,load-path,linreg,kmeans,kmeans-default,kmeans-periter,footprint,scaling,wide",
         help="comma-separated subset to run",
     )
     p.add_argument("--output", help="where results.json / RESULTS.md go (default: see above)")
@@ -223,6 +225,9 @@ def _in_process(args: argparse.Namespace, paths: dict, results: dict, save) -> N
         "driver_max_heap_bytes": sc._jvm.java.lang.Runtime.getRuntime().maxMemory(),
     }
     try:
+        if "load-path" in args.sections:
+            bench_load(spark, args, paths, results)
+            save()
         if "linreg" in args.sections:
             bench_linreg(spark, args, paths, results)
             save()
@@ -295,7 +300,15 @@ def main(argv: list[str] | None = None) -> int:
     if "formula" in args.sections:
         bench_formula(args, results)
         save()
-    in_process = {"linreg", "kmeans", "kmeans-default", "kmeans-periter", "footprint", "scaling"}
+    in_process = {
+        "load-path",
+        "linreg",
+        "kmeans",
+        "kmeans-default",
+        "kmeans-periter",
+        "footprint",
+        "scaling",
+    }
     if args.sections & in_process:
         _in_process(args, paths, results, save)
     if "wide" in args.sections:

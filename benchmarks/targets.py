@@ -95,6 +95,23 @@ def ratio_targets(iterations: int) -> tuple[RatioTarget, ...]:
             **half,
         ),
         RatioTarget(
+            name="load path: Parquet → cached blocks no slower than MLlib's VectorAssembler + "
+            "cache() + count() (issue 14)",
+            ours=("load_path", "ours_cached", "median_s"),
+            other=("load_path", "mllib_cached", "median_s"),
+            limit=1.0,
+            how="ours/MLlib ≤ 1.00",
+            other_name="MLlib",
+        ),
+        RatioTarget(
+            name="linreg end-to-end ≤0.6× MLlib (issue 14)",
+            ours=(*lin_e, "ours", "median_s"),
+            other=(*lin_e, "mllib", "median_s"),
+            limit=0.6,
+            how="ours/MLlib ≤ 0.60",
+            other_name="MLlib",
+        ),
+        RatioTarget(
             name="formula fit (3 text categories, ~30 dummies) end-to-end ≤1.3× the same design "
             "pre-encoded as numeric columns",
             ours=("formula", "ours_formula", "median_s"),
