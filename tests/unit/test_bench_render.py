@@ -314,3 +314,33 @@ def test_wide_memory_target_from_the_shape_when_not_stored():
     assert over == 17 * 2**30 / 2_385_015_072
     stored = {"memory_target_bytes": 2**30, "process": {"peak_rss_sum_bytes": 2**29}}
     assert wide_memory(wide, stored) == (2**30, 0.5)
+
+
+def test_load_path_table_splits_the_stages_and_the_target_compares_with_mllib():
+    from benchmarks.render import load_path_section
+    from benchmarks.targets import evaluate_targets
+
+    def system(s):
+        return {"median_s": s, "n": 3, "runs": [{"loadavg_before": 0.4, "loadavg_after": 0.6}]}
+
+    lp = {
+        "ours_jvm_arrow": system(2.0),
+        "ours_to_python": system(2.5),
+        "ours_blocks": system(3.25),
+        "ours_cached": system(4.0),
+        "mllib_cached": system(5.0),
+        "breakdown": {
+            "jvm_decode_arrow_s": 2.0,
+            "arrow_transfer_s": 0.5,
+            "numpy_assembly_s": 0.75,
+            "caching_s": 0.75,
+        },
+        "rows": 2_000_000,
+        "columns": 21,
+    }
+    text = "\n".join(load_path_section({"load_path": lp}))
+    assert "2,000,000 × 21" in text
+    assert "| numpy block assembly | 3.25 s | 0.75 s |" in text
+    assert "| ours cached / MLlib cached | 0.80x | |" in text
+    target = next(t for t in evaluate_targets({"load_path": lp}) if "load path" in t["target"])
+    assert target["measured"] == pytest.approx(0.8) and target["met"] is True
