@@ -16,7 +16,7 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-from sparkml_jobs.clustering import init, lloyd
+from sparkml_jobs.clustering import init, lloyd, rescale
 from sparkml_jobs.clustering import kernels as kk
 from sparkml_jobs.clustering.standardize import Standardizer
 from sparkml_jobs.errors import InputError
@@ -99,7 +99,7 @@ class KMeansModel:
         both = np.vstack([x, self.centers])
         with np.errstate(invalid="ignore"):
             finite = np.where(np.isfinite(both), both, 0.0)
-        scaling = kk.Rescale.for_range(finite.min(axis=0), finite.max(axis=0))
+        scaling = rescale.Rescale.for_range(finite.min(axis=0), finite.max(axis=0))
         if scaling is None:
             labels, d2 = kk.assign(x, self.centers)
             return labels, np.sqrt(d2)
@@ -256,7 +256,7 @@ class KMeans:
         points,
         data: BlockData,
         n_rows: int,
-        scaling: kk.Rescale | None = None,
+        scaling: rescale.Rescale | None = None,
         scaler: Standardizer | None = None,
     ) -> KMeansModel:
         """Fit on the cached points of :func:`prepare`, checked by :func:`validate` and rescaled
@@ -302,7 +302,7 @@ class KMeans:
         features: list[str],
         n_rows: int,
         seed: int,
-        scaling: kk.Rescale | None,
+        scaling: rescale.Rescale | None,
         mode: tuple[str, str],
         scaler: Standardizer | None = None,
     ):
@@ -346,10 +346,10 @@ class KMeans:
         return state.centers, summary, (final.sample_points, final.sample_labels)
 
 
-def checked_cost(cost: float, scaling: kk.Rescale | None, features: list[str]) -> float:
+def checked_cost(cost: float, scaling: rescale.Rescale | None, features: list[str]) -> float:
     """A k-means cost in the data's units, or an :class:`InputError` naming the column with the
     largest values when float64 cannot hold it (see :func:`~.kernels.unscaled_cost`)."""
-    out = kk.unscaled_cost(cost, scaling)
+    out = rescale.unscaled_cost(cost, scaling)
     if out is not None:
         return out
     if scaling is None:  # not reachable for data within 1e±30; said plainly if it ever is

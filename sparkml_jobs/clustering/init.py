@@ -13,6 +13,7 @@ import logging
 import numpy as np
 
 from sparkml_jobs.clustering import kernels as kk
+from sparkml_jobs.clustering import seeding
 from sparkml_jobs.engine.aggregate import tree_aggregate
 from sparkml_jobs.engine.broadcast import broadcast_scope
 from sparkml_jobs.errors import InputError
@@ -148,8 +149,8 @@ def initialise(points, k: int, d: int, method: str, seed: int, init_steps: int) 
     if len(centers) <= k:
         return centers
     weights = candidate_weights(points, centers)
-    seeds = kk.kmeans_plus_plus(centers, weights, k, rng)
-    return kk.local_lloyd(centers, weights, seeds)
+    seeds = seeding.kmeans_plus_plus(centers, weights, k, rng)
+    return seeding.local_lloyd(centers, weights, seeds)
 
 
 def ensure_distinct(points, centers: np.ndarray, k: int) -> np.ndarray:
@@ -164,8 +165,8 @@ def ensure_distinct(points, centers: np.ndarray, k: int) -> np.ndarray:
     found = tree_aggregate(
         points,
         np.zeros((0, centers.shape[1])),
-        lambda acc, block: kk.distinct_rows(np.vstack([acc, block.x]), k),
-        lambda a, b: kk.distinct_rows(np.vstack([a, b]), k),
+        lambda acc, block: seeding.distinct_rows(np.vstack([acc, block.x]), k),
+        lambda a, b: seeding.distinct_rows(np.vstack([a, b]), k),
     )
     if len(found) < k:
         raise InputError(f"k={k} is greater than the number of distinct points ({len(found)})")

@@ -33,6 +33,7 @@ import numpy as np
 
 from sparkml_jobs import progress
 from sparkml_jobs.clustering import kernels as kk
+from sparkml_jobs.clustering import rescale as rs
 from sparkml_jobs.clustering.bounds import MIN_K, Bounds, bounded_partial
 from sparkml_jobs.clustering.standardize import Moments, Standardizer
 from sparkml_jobs.engine.aggregate import merge_locally, tree_aggregate
@@ -138,7 +139,7 @@ def rescale(points, data: BlockData, counts: Counts, distance: str):
     p = data.n_features
     if distance != "euclidean" or counts.lo is None:
         return points, None
-    scaling = kk.Rescale.for_range(counts.lo[:p], counts.hi[:p])
+    scaling = rs.Rescale.for_range(counts.lo[:p], counts.hi[:p])
     if scaling is None:
         return points, None
     log.info("features beyond 1e+-30: k-means runs on (x - midpoint) * 2^%d", -scaling.exponent)

@@ -19,7 +19,7 @@ import numpy as np
 
 from sparkml_jobs.clustering import estimator as km
 from sparkml_jobs.clustering import kernels as kk
-from sparkml_jobs.clustering import lloyd
+from sparkml_jobs.clustering import lloyd, rescale
 from sparkml_jobs.clustering.silhouette import SILHOUETTE_ROWS, recommend_k, silhouette, subsample
 from sparkml_jobs.clustering.standardize import Standardizer
 from sparkml_jobs.errors import InputError
@@ -62,7 +62,7 @@ def sample_silhouette(
     if metric == "euclidean" and len(points):
         # the silhouette is invariant under translation and uniform scaling: keep the pairwise
         # distances of data far beyond 1e±30 finite
-        scaling = kk.Rescale.for_range(points.min(axis=0), points.max(axis=0))
+        scaling = rescale.Rescale.for_range(points.min(axis=0), points.max(axis=0))
         points = scaling.apply(points) if scaling is not None else points
     return silhouette(points, labels, metric), len(points)
 

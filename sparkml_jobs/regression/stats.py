@@ -14,6 +14,16 @@ import numpy as np
 from scipy import linalg
 
 from sparkml_jobs.errors import InputError
+from sparkml_jobs.regression.dense import (
+    EXACT_CONDITION_MAX_P,
+    PANEL_ROWS,
+    cholesky_in_place,
+    condition_from_factor,
+    condition_number,
+    divide_symmetric,
+    one_norm,
+    symmetric_inverse,
+)
 
 # A column whose residual variance, after projecting it on the columns before it, is below this
 # fraction of its own variance is treated as aliased (a linear combination of the others). The
@@ -209,58 +219,6 @@ def explain_aliased(corr: np.ndarray, aliased: list[int], names: list[str]) -> s
     return "; ".join(parts)
 
 
-EXACT_CONDITION_MAX_P = 1500
-PANEL_ROWS = 256  # rows per panel of the in-place matrix updates (bounded temporaries)
-
-
-def _divide_symmetric(matrix: np.ndarray, scale: np.ndarray) -> None:
-    """``matrix /= scale scaleᵀ`` in place, a panel of rows at a time: ``sᵢ·sⱼ = sⱼ·sᵢ`` exactly,
-    so a symmetric matrix stays exactly symmetric (dividing by rows then columns would not)."""
-    for i0 in range(0, len(matrix), PANEL_ROWS):
-        matrix[i0 : i0 + PANEL_ROWS] /= np.outer(scale[i0 : i0 + PANEL_ROWS], scale)
-
-
-def _one_norm(matrix: np.ndarray) -> float:
-    """Largest column sum of |matrix|, a panel of rows at a time (no ``p × p`` temporary)."""
-    sums = np.zeros(matrix.shape[1])
-    for i0 in range(0, len(matrix), PANEL_ROWS):
-        sums += np.abs(matrix[i0 : i0 + PANEL_ROWS]).sum(axis=0)
-    return float(sums.max()) if len(sums) else 0.0
-
-
-def _cholesky_in_place(matrix: np.ndarray) -> tuple[np.ndarray, int]:
-    """LAPACK ``dpotrf`` of a symmetric C-ordered matrix *in its own memory* (``matrix`` is
-    destroyed). Its transpose is the Fortran-ordered view LAPACK factors without a copy; the
-    result is that view, holding the lower factor ``L`` (``A = L Lᵀ``) in Fortran order."""
-    chol, info = linalg.lapack.dpotrf(matrix.T, lower=1, clean=1, overwrite_a=1)
-    return chol, info
-
-
-def _condition(matrix: np.ndarray, chol: np.ndarray | None, anorm: float) -> float:
-    """:func:`condition_number` of ``matrix`` reusing its Cholesky factor when it is large.
-
-    Small matrices: exact, from the eigenvalues of ``matrix`` (which must still be intact).
-    Large ones: LAPACK's 1-norm estimate (``dpocon``) from the factor and ``anorm``, O(p²).
-    """
-    if len(matrix) <= EXACT_CONDITION_MAX_P or chol is None:
-        return condition_number(matrix)
-    rcond, info = linalg.lapack.dpocon(chol, anorm, uplo="L")
-    return float(1.0 / rcond) if info == 0 and rcond > 0 else float("inf")
-
-
-def condition_number(matrix: np.ndarray) -> float:
-    """2-norm condition number of a symmetric PSD matrix (eigenvalues) when small; for large
-    ones LAPACK's O(p²) 1-norm estimate after a Cholesky factorisation (``dpocon``)."""
-    if len(matrix) == 0:
-        return 1.0
-    if len(matrix) <= EXACT_CONDITION_MAX_P:
-        eig = np.linalg.eigvalsh(matrix)
-        return float(eig[-1] / eig[0]) if eig[0] > 0 else float("inf")
-    anorm = _one_norm(matrix)
-    chol, info = _cholesky_in_place(np.array(matrix))
-    return _condition(matrix, chol, anorm) if info == 0 else float("inf")
-
-
 def scaled_gram(s: SufficientStats, fit_intercept: bool):
     """(C, b/d, d): the Gram matrix scaled to unit diagonal, the scaled cross-products and the
     column scales d (zero-variance columns get d = 1 and a zero row/column in C).
@@ -273,7 +231,7 @@ def scaled_gram(s: SufficientStats, fit_intercept: bool):
     nonzero = scale > 0
     safe = np.where(nonzero, scale, 1.0)
     corr = np.array(a) if fit_intercept else a  # without an intercept ``a`` is already new
-    _divide_symmetric(corr, safe)
+    divide_symmetric(corr, safe)
     corr[~nonzero, :] = 0.0
     corr[:, ~nonzero] = 0.0
     return corr, b / safe, safe
@@ -284,21 +242,9 @@ def gram_condition(s: SufficientStats, fit_intercept: bool) -> float:
     corr, _, _ = scaled_gram(s, fit_intercept)
     if len(corr) <= EXACT_CONDITION_MAX_P:
         return condition_number(corr)
-    anorm = _one_norm(corr)
-    chol, info = _cholesky_in_place(corr)  # corr is ours: factored where it lies
-    return _condition(chol, chol, anorm) if info == 0 else float("inf")
-
-
-def _symmetric_inverse(chol: np.ndarray) -> np.ndarray:
-    """``A⁻¹`` from the lower Cholesky factor of ``A`` (Fortran order), in the factor's memory:
-    LAPACK ``dpotri`` (⅔ p³ flops, against 2 p³ for solving with the identity) fills the lower
-    triangle, which is then mirrored a column at a time."""
-    inv, info = linalg.lapack.dpotri(chol, lower=1, overwrite_c=1)
-    if info != 0:
-        raise linalg.LinAlgError(f"dpotri failed (info {info})")
-    for j in range(len(inv) - 1):
-        inv[j, j + 1 :] = inv[j + 1 :, j]
-    return inv
+    anorm = one_norm(corr)
+    chol, info = cholesky_in_place(corr)  # corr is ours: factored where it lies
+    return condition_from_factor(chol, chol, anorm) if info == 0 else float("inf")
 
 
 def solve(
@@ -334,11 +280,11 @@ def solve(
         # fast path: one factorisation of the whole matrix is the solve *and* the alias test
         small = p <= EXACT_CONDITION_MAX_P
         condition = condition_number(corr) if small else None
-        anorm = _one_norm(corr)
-        chol, info = _cholesky_in_place(corr)
+        anorm = one_norm(corr)
+        chol, info = cholesky_in_place(corr)
         if info == 0 and np.all(np.diag(chol) ** 2 > tol):  # the diagonal of corr is 1
             if condition is None:
-                condition = _condition(chol, chol, anorm)
+                condition = condition_from_factor(chol, chol, anorm)
             aliased: list[int] = []
         else:  # a negligible pivot: rebuild the matrix for the column-by-column test
             chol = condition = None
@@ -366,8 +312,8 @@ def solve(
         system[np.diag_indices(len(idx))] += reg_param * s.w_sum / safe[idx] ** 2
         del corr
         condition = condition_number(system) if len(idx) <= EXACT_CONDITION_MAX_P else None
-        anorm = _one_norm(system)
-        chol, info = _cholesky_in_place(system)
+        anorm = one_norm(system)
+        chol, info = cholesky_in_place(system)
         if info != 0:
             raise InputError(
                 "the design is numerically singular (condition number "
@@ -375,14 +321,14 @@ def solve(
                 "use --reg-param > 0 or remove collinear columns"
             )
         if condition is None:
-            condition = _condition(chol, chol, anorm)
+            condition = condition_from_factor(chol, chol, anorm)
     if len(idx):
         gamma, _ = linalg.lapack.dpotrs(chol, rhs, lower=1)
-        inv = _symmetric_inverse(chol)
+        inv = symmetric_inverse(chol)
         # Cov(γ)/σ² = S⁻¹ C S⁻¹ (sandwich; equals C⁻¹ when λ = 0)
         cov = inv @ corr_k @ inv if reg_param > 0 else inv
         del inv, corr_k
-        _divide_symmetric(cov, safe[idx])
+        divide_symmetric(cov, safe[idx])
         beta_k = gamma / safe[idx]
     else:
         condition, beta_k, cov = 1.0, np.zeros(0), np.zeros((0, 0))

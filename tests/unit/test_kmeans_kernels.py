@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sparkml_jobs.clustering import kernels as kk
+from sparkml_jobs.clustering import seeding
 
 
 def test_assign_matches_brute_force(rng):
@@ -68,7 +69,7 @@ def test_kmeans_plus_plus_draws_with_probability_proportional_to_weight_times_d2
     n = 4000
     counts = np.zeros((4, 4))
     for _ in range(n):
-        seeds = kk.kmeans_plus_plus(points, w, 2, rng, n_trials=1)
+        seeds = seeding.kmeans_plus_plus(points, w, 2, rng, n_trials=1)
         i, j = (int(np.flatnonzero(points[:, 0] == s[0])[0]) for s in seeds)
         counts[i, j] += 1
     assert np.trace(counts) == 0  # a drawn centre is never drawn again (its d² is 0)
@@ -84,10 +85,10 @@ def test_kmeans_plus_plus_seeds_distinct_points_among_duplicates_and_skips_zero_
     w[points[:, 0] == 9.0] = 0.0  # weight 0: never a centre
     rng = np.random.default_rng(7)
     for _ in range(50):
-        seeds = kk.kmeans_plus_plus(points, w, 4, rng)
+        seeds = seeding.kmeans_plus_plus(points, w, 4, rng)
         assert sorted(map(tuple, seeds)) == [(0.0, 0.0), (0.0, 3.0), (4.0, 0.0), (5.0, 5.0)]
     # more centres asked than there are weighted distinct points: stops at the distinct ones
-    seeds = kk.kmeans_plus_plus(points, w, 6, rng)
+    seeds = seeding.kmeans_plus_plus(points, w, 6, rng)
     assert sorted(map(tuple, seeds)) == [(0.0, 0.0), (0.0, 3.0), (4.0, 0.0), (5.0, 5.0)]
 
 
@@ -101,7 +102,7 @@ def test_greedy_kmeans_plus_plus_keeps_the_candidate_that_lowers_the_cost_most()
 
     rng = np.random.default_rng(3)
     for _ in range(100):
-        first, second = kk.kmeans_plus_plus(points, w, 2, rng, n_trials=60)
+        first, second = seeding.kmeans_plus_plus(points, w, 2, rng, n_trials=60)
         assert cost(np.array([first, second])) == min(cost(np.array([first, c])) for c in points)
 
 

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 
 from sparkml_jobs.clustering import kernels as kk
+from sparkml_jobs.clustering import rescale
 from sparkml_jobs.io.blocks import Block, Counts
 
 
 def test_no_rescaling_within_1e30():
-    assert kk.Rescale.for_range(np.array([-1e29, 0.0]), np.array([1e29, 5.0])) is None
-    assert kk.Rescale.for_range(np.array([1e-29]), np.array([2e-29])) is None
-    assert kk.Rescale.for_range(np.zeros(2), np.zeros(2)) is None
+    assert rescale.Rescale.for_range(np.array([-1e29, 0.0]), np.array([1e29, 5.0])) is None
+    assert rescale.Rescale.for_range(np.array([1e-29]), np.array([2e-29])) is None
+    assert rescale.Rescale.for_range(np.zeros(2), np.zeros(2)) is None
 
 
 @pytest.mark.parametrize("base, unit", [(1e160, 1e150), (-3e200, 1e195), (1e-200, 1e-201)])
@@ -21,7 +22,7 @@ def test_rescaled_lloyd_step_gives_the_means_and_cost_of_the_prescaled_data(rng,
     labels = np.repeat([0, 1], 20)
     z = rng.standard_normal((40, 3)) + 20.0 * labels[:, None]  # two separated groups
     x = base + unit * z
-    scaling = kk.Rescale.for_range(x.min(0), x.max(0))
+    scaling = rescale.Rescale.for_range(x.min(0), x.max(0))
     assert scaling is not None
     scaled = scaling.apply(x)
     assert np.abs(scaled).max() <= 1.0  # the whole range fits in [-1, 1]
@@ -32,7 +33,7 @@ def test_rescaled_lloyd_step_gives_the_means_and_cost_of_the_prescaled_data(rng,
     np.testing.assert_allclose(got, expected, rtol=1e-13)
     zc = np.array([z[labels == j].mean(0) for j in range(2)])
     d2 = ((z[:, None, :] - zc[None]) ** 2).sum(-1).min(1).sum()
-    cost = kk.unscaled_cost(partial.cost, scaling)
+    cost = rescale.unscaled_cost(partial.cost, scaling)
     with np.errstate(over="ignore", under="ignore"):
         exact = np.float64(d2) * unit * unit
     if np.isfinite(exact) and exact > np.finfo(float).tiny:
@@ -42,13 +43,13 @@ def test_rescaled_lloyd_step_gives_the_means_and_cost_of_the_prescaled_data(rng,
 
 
 def test_cost_that_float64_cannot_hold_is_none():
-    big = kk.Rescale(shift=np.zeros(1), exponent=700, peak=np.array([2.0**700]))
-    small = kk.Rescale(shift=np.zeros(1), exponent=-700, peak=np.array([2.0**-700]))
-    assert kk.unscaled_cost(1.0, big) is None
-    assert kk.unscaled_cost(1.0, small) is None
-    assert kk.unscaled_cost(0.0, small) == 0.0
-    assert kk.unscaled_cost(3.0, None) == 3.0
-    assert kk.unscaled_cost(float("inf"), None) is None
+    big = rescale.Rescale(shift=np.zeros(1), exponent=700, peak=np.array([2.0**700]))
+    small = rescale.Rescale(shift=np.zeros(1), exponent=-700, peak=np.array([2.0**-700]))
+    assert rescale.unscaled_cost(1.0, big) is None
+    assert rescale.unscaled_cost(1.0, small) is None
+    assert rescale.unscaled_cost(0.0, small) == 0.0
+    assert rescale.unscaled_cost(3.0, None) == 3.0
+    assert rescale.unscaled_cost(float("inf"), None) is None
 
 
 def test_unit_rows_of_extreme_magnitudes():

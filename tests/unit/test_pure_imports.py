@@ -15,9 +15,12 @@ PURE = [
     "sparkml_jobs.progress",
     "sparkml_jobs.io.blocks",
     "sparkml_jobs.regression.stats",
+    "sparkml_jobs.regression.dense",
     "sparkml_jobs.regression.tsqr",
     "sparkml_jobs.regression.cv",
     "sparkml_jobs.clustering.kernels",
+    "sparkml_jobs.clustering.seeding",
+    "sparkml_jobs.clustering.rescale",
     "sparkml_jobs.clustering.silhouette",
     "sparkml_jobs.reporting.tables",
 ]
