@@ -39,6 +39,7 @@ from sparkml_jobs.clustering.standardize import Moments, Standardizer
 from sparkml_jobs.engine.aggregate import merge_locally, tree_aggregate
 from sparkml_jobs.engine.allgather import AllGather, split_bundle
 from sparkml_jobs.engine.broadcast import broadcast_scope
+from sparkml_jobs.engine.faults import maybe_fail_barrier_once
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io.blocks import Block, Counts
 from sparkml_jobs.io.dataset import BlockData
@@ -307,6 +308,7 @@ def run_barrier(
     def run(index, pairs):
         from pyspark import BarrierTaskContext
 
+        maybe_fail_barrier_once(index, BarrierTaskContext.get())  # test-only, no-op unless set
         resident = sorted(
             ((source, [ResidentBlock(x, w) for x, w in blocks]) for source, blocks in pairs),
             key=lambda pair: pair[0],
@@ -352,10 +354,14 @@ def run_barrier(
             while not lloyd.done:
                 lloyd.advance(exchange()[1])
             mine, final = exchange(stride)  # the sample stays per task; sizes and cost are global
-        yield BarrierResult(index, lloyd, final, mine.sample_points, mine.sample_labels)
+        yield index, BarrierResult(index, lloyd, final, mine.sample_points, mine.sample_labels)
 
     try:
-        results = sorted(rdd.barrier().mapPartitionsWithIndex(run).collect(), key=lambda r: r.index)
+        # the shuffle after the stage makes it a ShuffleMapStage: Spark re-runs a failed barrier
+        # ShuffleMapStage (every task, from the same initial centres, so the same model) but
+        # aborts the job when a barrier ResultStage fails ("could not recover")
+        gathered = rdd.barrier().mapPartitionsWithIndex(run).partitionBy(1).values().collect()
+        results = sorted(gathered, key=lambda r: r.index)
     except Exception as exc:
         if "barrier" in str(exc).lower() and "slots" in str(exc).lower():
             raise InputError(f"barrier mode needs {n_tasks} free task slots: {exc}") from exc

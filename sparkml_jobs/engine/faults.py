@@ -55,6 +55,29 @@ def maybe_fail(partition: int) -> None:
     )
 
 
+BARRIER_PROPERTY = "sparkml_jobs.fail_barrier_once"
+
+
+def maybe_fail_barrier_once(partition: int, context) -> None:
+    """Test-only: make task 0 of a barrier stage fail once (executor side).
+
+    A failed barrier task makes Spark re-run the *whole stage*, whose tasks start again at
+    attempt 0 (PySpark exposes no stage attempt number), so :func:`maybe_fail` would fail every
+    retry. Instead the Spark local property :data:`BARRIER_PROPERTY` names a marker file: the
+    task that creates it (``O_EXCL``: exactly one, once) raises. A local property is set on the
+    driver's thread (``sc.setLocalProperty``) and reaches the tasks of that thread's jobs, so a
+    test in a shared session can use it. Unset: one property lookup per barrier task.
+    """
+    marker = context.getLocalProperty(BARRIER_PROPERTY)
+    if not marker or partition != 0:
+        return
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    raise InjectedFault(f"injected fault ({BARRIER_PROPERTY}={marker}): barrier task 0")
+
+
 PAUSE_VAR = "SPARKML_JOBS_PAUSE_BEFORE_COMMIT"
 
 
