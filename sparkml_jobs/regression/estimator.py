@@ -233,7 +233,10 @@ class LinearRegression:
         self, data: BlockData, stats: st.SufficientStats | None = None
     ) -> LinearRegressionModel:
         if stats is None:  # (fit_cv passes the merged statistics of its folds, checked)
-            stats, counts, ranges = aggregate_stats(data, self.tree_depth)
+            # one pass (and not TSQR): nothing reads the blocks again, so no cache; should
+            # "auto" find an ill-conditioned design, its TSQR pass re-reads the source instead
+            again = self.residual_pass or self.solver == "tsqr"
+            stats, counts, ranges = aggregate_stats(data, self.tree_depth, cache=again)
             data.check(counts)
             _check_statistics(stats, data, ranges)
         log.info("statistics: %d rows, %d features", stats.n, data.n_features)

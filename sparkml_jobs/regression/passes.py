@@ -61,18 +61,20 @@ def aggregate_stats(
     *,
     packed: bool | None = None,
     timings: dict[str, float] | None = None,
+    cache: bool = True,
 ) -> tuple[st.SufficientStats, Counts, ColumnRange]:
     """The one pass: per block statistics of ``[x, y]``, validation counts and every column's
     range (to tell overflow and underflow from constant columns), tree-merged.
 
-    The blocks are persisted by this pass so later passes read them from memory. ``packed``
+    The blocks are persisted by this pass so later passes read them from memory, unless
+    ``cache=False`` (a fit that reads its data once: caching would only cost). ``packed``
     forces (or refuses) the wide path, :func:`aggregate_wide`; by default it is taken when the
     co-moment triangle exceeds :data:`WIDE_PARTIAL_BYTES`.
     """
     width = data.n_features + 1
     partial_bytes = 8 * width * (width + 1) // 2
     if packed if packed is not None else partial_bytes > WIDE_PARTIAL_BYTES:
-        return aggregate_wide(data, timings)
+        return aggregate_wide(data, timings, cache=cache)
     n_cols = len(data.columns)
     weight_index = data.weight_index
     label_index = data.label_index
@@ -94,7 +96,8 @@ def aggregate_stats(
         with np.errstate(over="ignore", invalid="ignore"):
             return a[0].merge(b[0]), a[1].merge(b[1]), a[2].merge(b[2])
 
-    data.cache()
+    if cache:
+        data.cache()
     n_parts = data.blocks.getNumPartitions()
     depth = max(depth, depth_for(partial_bytes, n_parts))
     return tree_aggregate(
@@ -109,7 +112,7 @@ def aggregate_stats(
 
 
 def aggregate_wide(
-    data: BlockData, timings: dict[str, float] | None = None
+    data: BlockData, timings: dict[str, float] | None = None, cache: bool = True
 ) -> tuple[st.SufficientStats, Counts, ColumnRange]:
     """:func:`aggregate_stats` for a wide design: the number of partials, not the rows, is the cost.
 
@@ -139,7 +142,8 @@ def aggregate_wide(
             stats = b[0] if a[0] is None else (a[0] if b[0] is None else a[0].merge(b[0]))
         return stats, a[1].merge(b[1]), a[2].merge(b[2])
 
-    data.cache()
+    if cache:
+        data.cache()
     blocks = data.blocks
     slots = max(1, blocks.context.defaultParallelism)
     if blocks.getNumPartitions() > slots:
