@@ -285,52 +285,32 @@ def test_evaluate_prints_the_metrics_file(spark, tmp_path, capsys):
 
 
 def test_console_script_subprocess(tmp_path):
-    """The installed console script in a fresh process: exit codes and one-line errors."""
+    """The installed console script in fresh processes (both at once: the JVM start-ups overlap):
+    exit codes and one-line errors."""
     exe = Path(sys.executable).parent / "sparkml-jobs"
     out = tmp_path / "model"
-    done = subprocess.run(
-        [
-            str(exe),
-            "linreg",
-            "fit",
-            "--input",
-            DIAMONDS,
-            "--label",
-            "price",
-            "--output",
-            str(out),
-            "--master",
-            "local[2]",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "statistics: 53940 rows" in done.stderr and "carat" in done.stdout
+    started = [
+        subprocess.Popen(
+            [str(exe), *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for argv in (
+            ["linreg", "fit", "--input", DIAMONDS, "--label", "price", "--output", str(out),
+             "--master", "local[2]"],
+            ["linreg", "fit", "--input", str(tmp_path / "none.csv"), "--label", "y",
+             "--output", str(tmp_path / "o")],
+        )
+    ]  # fmt: skip
+    (done_out, done_err), (_, bad_err) = (proc.communicate(timeout=300) for proc in started)
+    assert started[0].returncode == 0, done_err
+    assert "statistics: 53940 rows" in done_err and "carat" in done_out
     assert json.loads((out / "model.json").read_text())["summary"]["n"] == 53940
-    bad = subprocess.run(
-        [
-            str(exe),
-            "linreg",
-            "fit",
-            "--input",
-            str(tmp_path / "none.csv"),
-            "--label",
-            "y",
-            "--output",
-            str(tmp_path / "o"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert bad.returncode == 2
-    assert (
-        bad.stderr.strip().splitlines()[-1].startswith("sparkml-jobs: error: input path not found")
-    )
-    assert "Traceback" not in bad.stderr
+    assert started[1].returncode == 2
+    assert bad_err.strip().splitlines()[-1].startswith("sparkml-jobs: error: input path not found")
+    assert "Traceback" not in bad_err
 
 
 def test_parquet_and_libsvm_inputs_give_the_csv_model(spark, tmp_path, capsys):

@@ -160,9 +160,10 @@ def test_every_action_on_viewfs(viewfs, capsys):
     assert [p for p in out.iterdir() if ".tmp-" in p.name or p.name.endswith(".lock")] == []
 
 
-def test_file_uris_and_relative_paths(spark, tmp_path):
+def test_file_uris_and_relative_paths(spark, iris_model, tmp_path):
     """Relative paths resolve as Spark resolves them (the driver's working directory on a local
-    file system): a real CLI process started in tmp_path; then file:// URIs everywhere."""
+    file system): a real CLI process started in tmp_path; file:// URIs everywhere in a second
+    one, predicting with the module's model at the same time (the JVM start-ups overlap)."""
     shutil.copy(DATA / "iris.csv", tmp_path / "iris.csv")
     fit = _cli_process(
         [
@@ -184,16 +185,12 @@ def test_file_uris_and_relative_paths(spark, tmp_path):
         {},
         cwd=tmp_path,
     )
-    _, err = fit.communicate(timeout=300)
-    assert fit.returncode == 0, err
-    assert (tmp_path / "models" / "km" / "_SUCCESS").exists()
-    assert json.loads((tmp_path / "m.json").read_text())["n"] == 150
     predict = _cli_process(
         [
             "kmeans",
             "predict",
             "--model",
-            (tmp_path / "models" / "km").as_uri(),
+            iris_model.as_uri(),
             "--input",
             (tmp_path / "iris.csv").as_uri(),
             "--output",
@@ -204,14 +201,22 @@ def test_file_uris_and_relative_paths(spark, tmp_path):
         {},
         cwd=tmp_path,
     )
+    _, err = fit.communicate(timeout=300)
+    assert fit.returncode == 0, err
+    assert (tmp_path / "models" / "km" / "_SUCCESS").exists()
+    fitted = json.loads((tmp_path / "models" / "km" / "model.json").read_text())
+    assert json.loads((tmp_path / "m.json").read_text())["n"] == 150
     _, err = predict.communicate(timeout=300)
     assert predict.returncode == 0, err
     assert not (tmp_path / "file:").exists()
     got = spark.read.parquet(str(tmp_path / "preds"))
-    centres = np.array(json.loads((tmp_path / "models/km/model.json").read_text())["centers"])
+    centres = np.array(json.loads((iris_model / "model.json").read_text())["centers"])
     x = pd.read_csv(tmp_path / "iris.csv").to_numpy(float)
     expected = ((x[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
     assert got.select("cluster").toPandas()["cluster"].tolist() == expected.tolist()
+    # the model the relative run wrote is whole: its cost is that of its own centres
+    d2 = ((x[:, None, :] - np.array(fitted["centers"])[None]) ** 2).sum(-1)
+    assert fitted["summary"]["cost"] == pytest.approx(d2.min(1).sum(), rel=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -412,49 +417,50 @@ def _predict_args(model: Path, output: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def iris_model(tmp_path_factory) -> Path:
+def iris_model(spark, tmp_path_factory) -> Path:
+    """A k-means model for the predict processes below, fitted in-process (the processes under
+    test are the predicts)."""
+    from sparkml_jobs.cli import main
+
     model = tmp_path_factory.mktemp("model") / "km"
-    proc = _cli_process(
-        [
-            "kmeans",
-            "fit",
-            "--input",
-            str(DATA / "iris.csv"),
-            "--k",
-            "3",
-            "--output",
-            str(model),
-            "--master",
-            "local[1]",
-        ],
-        {},
+    assert (
+        main(
+            ["kmeans", "fit", "--input", str(DATA / "iris.csv"), "--k", "3", "--output", str(model)]
+        )
+        == 0
     )
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
     return model
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_while_writing_cleans_up(iris_model, tmp_path, sig, code):
-    output = tmp_path / "preds"
-    proc = _cli_process(
-        _predict_args(iris_model, output), {"SPARKML_JOBS_PAUSE_BEFORE_COMMIT": "60"}
-    )
-    temporaries = lambda: [p for p in tmp_path.iterdir() if ".tmp-" in p.name]  # noqa: E731
-    _wait_for(lambda: any((p / "_SUCCESS").exists() for p in temporaries()), proc)
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == code, err
-    assert err.strip().splitlines()[-1].startswith("sparkml-jobs: ")
-    assert list(tmp_path.iterdir()) == []  # no output, no temporary sibling
+def test_signal_while_writing_cleans_up(iris_model, tmp_path):
+    """SIGTERM (exit 143) and SIGINT (exit 130) while the output is being committed, one process
+    each, both at once (the JVM start-ups overlap): no output, no temporary sibling."""
+    started = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        (tmp_path / sig.name).mkdir()
+        started[sig] = _cli_process(
+            _predict_args(iris_model, tmp_path / sig.name / "preds"),
+            # long enough for the other process's signal to be handled first: the signal ends it
+            {"SPARKML_JOBS_PAUSE_BEFORE_COMMIT": "300"},
+        )
+    for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        proc, directory = started[sig], tmp_path / sig.name
+        temporaries = lambda d=directory: [p for p in d.iterdir() if ".tmp-" in p.name]  # noqa: E731
+        _wait_for(lambda t=temporaries: any((p / "_SUCCESS").exists() for p in t()), proc)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == code, (sig, err)
+        assert err.strip().splitlines()[-1].startswith("sparkml-jobs: "), sig
+        assert list(directory.iterdir()) == [], sig  # no output, no temporary sibling
 
 
 @pytest.mark.slow
-def test_sigkill_leaves_old_output_and_the_next_run_cleans_up(iris_model, tmp_path):
+def test_sigkill_leaves_old_output_and_the_next_run_cleans_up(iris_model, tmp_path, capsys):
     output = tmp_path / "preds"
-    first = _cli_process(_predict_args(iris_model, output), {})
-    assert first.wait(timeout=300) == 0
+    # the old output, written in-process (the processes under test are the killed one and the next)
+    code, _, err = run_cli(capsys, *_predict_args(iris_model, output)[:-2])
+    assert code == 0, err
     before = sorted(p.name for p in output.iterdir())
     proc = _cli_process(
         [*_predict_args(iris_model, output), "--overwrite"],
@@ -466,9 +472,9 @@ def test_sigkill_leaves_old_output_and_the_next_run_cleans_up(iris_model, tmp_pa
     proc.wait(timeout=60)
     assert sorted(p.name for p in output.iterdir()) == before  # the old output, intact
     assert len(temporaries()) == 1  # the dead run's sibling, hidden
-    again = _cli_process([*_predict_args(iris_model, output), "--overwrite"], {})
-    _, err = again.communicate(timeout=300)
-    assert again.returncode == 0, err
+    # the next run, in-process: the clean-up under test is of the killed process's leftovers
+    code, _, err = run_cli(capsys, *_predict_args(iris_model, output)[:-2], "--overwrite")
+    assert code == 0, err
     assert temporaries() == []  # proven dead (same host, no such pid): removed
     assert (output / "_SUCCESS").exists()
 

@@ -1,7 +1,9 @@
 """Metastore tables in and out: a real Derby-backed Hive metastore in a temporary directory.
 
 Every step is its own process, as in a pipeline: one creates the source table, the CLI fits from
-it and predicts into a partitioned table, and a fresh session reads the table back.
+it and predicts into a partitioned table, and a fresh session reads the table back. (Derby lets
+one process at a time open the metastore; the refusals run ``cli.main`` inside the first and the
+last process, on their Hive session, so the pipeline starts four JVMs, not six.)
 """
 
 from __future__ import annotations
@@ -73,19 +75,45 @@ def cli(root: Path, *argv: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_fit_from_table_predict_into_partitioned_table(spark, tmp_path):
-    made = python(
+# cli.main inside a Hive session (no --catalog: the session already has it, and a static setting
+# cannot be set again); each call's stderr ends with a marker line naming the call and its code
+REFUSE = """
+import contextlib, io
+from sparkml_jobs.cli import main
+def refuse(name, *argv):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    last = (err.getvalue().strip().splitlines() or [""])[-1]
+    print(f"=={name} {code} {last}", file=sys.stderr, flush=True)
+"""
+
+
+def refusals(proc: subprocess.CompletedProcess) -> dict[str, tuple[int, str]]:
+    """name -> (exit code, last stderr line) of the ``refuse`` calls of a ``python`` process."""
+    found = {}
+    for line in proc.stderr.splitlines():
+        if line.startswith("=="):
+            name, code, last = (line[2:].split(" ", 2) + [""])[:3]
+            found[name] = (int(code), last)
+    return found
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> tuple[Path, dict[str, subprocess.CompletedProcess]]:
+    root = tmp_path_factory.mktemp("tables")
+    steps = {}
+    steps["made"] = python(
+        REFUSE + f"refuse('missing', 'kmeans', 'fit', '--input-table', 'default.nope', '--k', '2', "
+        f"'--output', {str(root / 'm')!r})\n"
         f"spark.read.option('header', True).option('inferSchema', True)"
         f".csv({str(DATA / 'iris.csv')!r}).write.saveAsTable('default.iris')",
-        tmp_path,
+        root,
     )
-    assert made.returncode == 0, made.stderr
-    init = tmp_path / "init.csv"
-    frame = pd.read_csv(DATA / "iris.csv")
-    frame.iloc[[0, 50, 100]].to_csv(init, index=False)
-
-    fit = cli(
-        tmp_path,
+    init = root / "init.csv"
+    pd.read_csv(DATA / "iris.csv").iloc[[0, 50, 100]].to_csv(init, index=False)
+    steps["fit"] = cli(
+        root,
         "kmeans",
         "fit",
         "--input-table",
@@ -99,15 +127,14 @@ def test_fit_from_table_predict_into_partitioned_table(spark, tmp_path):
         "--max-iter",
         "100",
         "--output",
-        str(tmp_path / "model"),
+        str(root / "model"),
     )
-    assert fit.returncode == 0, fit.stderr
-    predict = cli(
-        tmp_path,
+    steps["predict"] = cli(
+        root,
         "kmeans",
         "predict",
         "--model",
-        str(tmp_path / "model"),
+        str(root / "model"),
         "--input-table",
         "default.iris",
         "--output-table",
@@ -115,34 +142,32 @@ def test_fit_from_table_predict_into_partitioned_table(spark, tmp_path):
         "--partition-by",
         "cluster",
     )
-    assert predict.returncode == 0, predict.stderr
-    again = cli(
-        tmp_path,
-        "kmeans",
-        "predict",
-        "--model",
-        str(tmp_path / "model"),
-        "--input-table",
-        "default.iris",
-        "--output-table",
-        "default.iris_clusters",
-    )
-    assert again.returncode == 2 and "already exists" in again.stderr.strip().splitlines()[-1]
-
-    back = python(
+    steps["back"] = python(
+        REFUSE + f"refuse('again', 'kmeans', 'predict', '--model', {str(root / 'model')!r}, "
+        "'--input-table', 'default.iris', '--output-table', 'default.iris_clusters')\n"
         "t = spark.table('default.iris_clusters'); "
         "print(t.inputFiles()[0]); "
-        f"t.toPandas().to_json({str(tmp_path / 'back.json')!r}, orient='records')",
-        tmp_path,
+        f"t.toPandas().to_json({str(root / 'back.json')!r}, orient='records')",
+        root,
     )
-    assert back.returncode == 0, back.stderr
-    assert "cluster=" in back.stdout  # Hive-style partition directories
+    return root, steps
 
-    centres = np.array(json.loads((tmp_path / "model" / "model.json").read_text())["centers"])
+
+def test_fit_from_table_predict_into_partitioned_table(spark, pipeline):
+    root, steps = pipeline
+    for name in ("made", "fit", "predict", "back"):
+        assert steps[name].returncode == 0, (name, steps[name].stderr[-4000:])
+    # the table existed: writing it again is refused in one line
+    code, last = refusals(steps["back"])["again"]
+    assert code == 2 and "already exists" in last, steps["back"].stderr[-4000:]
+    assert "cluster=" in steps["back"].stdout  # Hive-style partition directories
+
+    frame = pd.read_csv(DATA / "iris.csv")
+    centres = np.array(json.loads((root / "model" / "model.json").read_text())["centers"])
     x = frame.to_numpy(float)
     d2 = ((x[:, None, :] - centres[None]) ** 2).sum(-1)
     expected = frame.assign(cluster=d2.argmin(1).astype("int32"), distance=np.sqrt(d2.min(1)))
-    got = pd.read_json(tmp_path / "back.json", orient="records")
+    got = pd.read_json(root / "back.json", orient="records")
     got = got[list(expected.columns)].astype(expected.dtypes.to_dict())
     key = ["sepal_length", "sepal_width", "petal_length", "petal_width", "cluster"]
     assert_approx_df_equality(
@@ -152,18 +177,10 @@ def test_fit_from_table_predict_into_partitioned_table(spark, tmp_path):
     )
 
 
-def test_missing_table_exits_2(tmp_path):
-    proc = cli(
-        tmp_path,
-        "kmeans",
-        "fit",
-        "--input-table",
-        "default.nope",
-        "--k",
-        "2",
-        "--output",
-        str(tmp_path / "m"),
-    )
-    assert proc.returncode == 2
-    assert "input table not found: default.nope" in proc.stderr.strip().splitlines()[-1]
-    assert not (tmp_path / "m").exists()
+def test_missing_table_exits_2(pipeline):
+    root, steps = pipeline
+    assert steps["made"].returncode == 0, steps["made"].stderr[-4000:]
+    code, last = refusals(steps["made"])["missing"]
+    assert code == 2, steps["made"].stderr[-4000:]
+    assert "input table not found: default.nope" in last
+    assert not (root / "m").exists()
