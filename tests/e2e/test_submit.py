@@ -22,7 +22,6 @@ from tests.e2e.helpers import (
     job_args,
     metrics_path,
     model_numbers,
-    run_sh,
     start_sh,
 )
 
@@ -88,21 +87,38 @@ def test_run_sh_stdout_equals_the_in_process_stdout(spark, submitted, work, caps
     assert capsys.readouterr().out == procs["kmeans"].stdout
 
 
-def test_run_sh_bad_input_exits_2_with_one_line(spark, work, capsys):
+BAD_LABEL = [
+    "linreg",
+    "fit",
+    "--input",
+    str(DATA / "diamonds.csv"),
+    "--label",
+    "no_such_column",
+]
+
+
+@pytest.fixture(scope="module")
+def refused(work):
+    """Two runs that must exit 2, both at once (the JVM start-ups overlap): an unknown label
+    column, and a CLI usage error (no --k)."""
+    started = {
+        "bad-label": start_sh(
+            ["--conf", "spark.ui.enabled=false"], [*BAD_LABEL, "--output", str(work / "bad")]
+        ),
+        "no-k": start_sh(
+            [],
+            ["kmeans", "fit", "--input", str(DATA / "iris.csv"), "--output", str(work / "no-k")],
+        ),
+    }
+    return {name: finish(proc, timeout=300) for name, proc in started.items()}
+
+
+def test_run_sh_bad_input_exits_2_with_one_line(spark, work, capsys, refused):
     """An unknown label column: found after Spark read the header, so the full path is exercised."""
     from sparkml_jobs.cli import main
 
-    args = [
-        "linreg",
-        "fit",
-        "--input",
-        str(DATA / "diamonds.csv"),
-        "--label",
-        "no_such_column",
-        "--output",
-        str(work / "bad"),
-    ]
-    proc = run_sh(["--conf", "spark.ui.enabled=false"], args)
+    args = [*BAD_LABEL, "--output", str(work / "bad")]
+    proc = refused["bad-label"]
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("sparkml-jobs: error:")]
     assert len(errors) == 1, proc.stderr
@@ -116,16 +132,12 @@ def test_run_sh_bad_input_exits_2_with_one_line(spark, work, capsys):
     assert capsys.readouterr().err.strip().splitlines()[-1] == errors[0]
 
 
-def test_run_sh_usage_errors(work):
+def test_run_sh_usage_errors(refused):
     """Exit 2 before any JVM starts: no arguments, or a CLI usage error (one line, no traceback)."""
     env = {**os.environ, "SPARKML_PYTHON": sys.executable}
     proc = subprocess.run([str(RUN)], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 2 and "usage:" in proc.stderr
-    proc = run_sh(
-        [],
-        ["kmeans", "fit", "--input", str(DATA / "iris.csv"), "--output", str(work / "no-k")],
-        timeout=300,
-    )
+    proc = refused["no-k"]
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("sparkml-jobs: error:")]
     assert len(errors) == 1 and "--k" in errors[0], proc.stderr
