@@ -11,7 +11,8 @@ from typing import Any
 from sparkml_jobs import progress
 from sparkml_jobs.clustering.estimator import KMeans
 from sparkml_jobs.errors import InputError
-from sparkml_jobs.io import models, read, sparkml
+from sparkml_jobs.io import export as model_export
+from sparkml_jobs.io import models, read
 from sparkml_jobs.jobs.common import spark_conf, start_session
 from sparkml_jobs.regression.estimator import LinearRegression
 from sparkml_jobs.reporting import figures, pages, tables
@@ -76,6 +77,6 @@ def demo(args: argparse.Namespace) -> dict[str, Any]:
 def export(args: argparse.Namespace) -> dict[str, Any]:
     """``export --model DIR --to spark-ml --output DIR2``: a Spark ML model directory."""
     start_session(args)
-    result = sparkml.export(args.model, args.output, args.overwrite, to=args.to)
+    result = model_export.export(args.model, args.output, args.overwrite, to=args.to)
     print(f"{result['class']} written to {args.output}")
     return result

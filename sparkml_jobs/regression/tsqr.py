@@ -29,6 +29,17 @@ def default_alias_tol(n_rows: int, n_cols: int) -> float:
     return min(R_ALIAS_TOL, max(n_rows, n_cols) * EPS)
 
 
+def weighted_design(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray | None, fit_intercept: bool
+) -> np.ndarray:
+    """``√w·[1?, x, y]``: the rows whose R factor TSQR keeps."""
+    columns = [np.ones((len(x), 1))] if fit_intercept else []
+    z = np.hstack([*columns, x, y[:, None]])
+    if w is not None:
+        z *= np.sqrt(w)[:, None]
+    return z
+
+
 @dataclass(frozen=True, slots=True)
 class RFactor:
     """The R of ``√w·[1?, X, y]`` over some rows (a monoid: :meth:`merge`), with row count."""
@@ -44,11 +55,7 @@ class RFactor:
     def of_block(
         cls, x: np.ndarray, y: np.ndarray, w: np.ndarray | None, fit_intercept: bool
     ) -> RFactor:
-        columns = [np.ones((len(x), 1))] if fit_intercept else []
-        z = np.hstack([*columns, x, y[:, None]])
-        if w is not None:
-            z *= np.sqrt(w)[:, None]
-        return cls(_triangle(z), len(x))
+        return cls(_triangle(weighted_design(x, y, w, fit_intercept)), len(x))
 
     def merge(self, other: RFactor) -> RFactor:
         if other.r.shape[0] == 0:
@@ -83,10 +90,7 @@ class StackedR:
     def add(
         self, x: np.ndarray, y: np.ndarray, w: np.ndarray | None, fit_intercept: bool
     ) -> StackedR:
-        columns = [np.ones((len(x), 1))] if fit_intercept else []
-        z = np.hstack([*columns, x, y[:, None]])
-        if w is not None:
-            z *= np.sqrt(w)[:, None]
+        z = weighted_design(x, y, w, fit_intercept)
         stacked = StackedR(RFactor(self.factor.r, self.factor.n + len(x)), (*self.pending, z))
         return stacked.fold() if stacked.waiting >= z.shape[1] else stacked
 
