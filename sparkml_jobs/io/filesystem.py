@@ -139,6 +139,22 @@ class HadoopFileSystem:
             raise explain("list", pattern, exc) from exc
         return statuses is not None and len(statuses) > 0
 
+    def local_paths(self, uris: list[str]) -> list[str] | None:
+        """The local file each URI resolves to (``file:``, or a ``viewfs://`` mount of one), or
+        ``None`` when any of them lives elsewhere (HDFS, an object store): readers that bypass
+        Hadoop (pyarrow in a task) may only open what this returns."""
+        local = []
+        for uri in uris:
+            jpath = self._path(uri)
+            try:
+                resolved = self._fs(jpath).resolvePath(jpath).toUri()
+            except Exception:  # vanished since the listing: Spark's reader will say so
+                return None
+            if str(resolved.getScheme()) != "file":
+                return None
+            local.append(str(self._jvm.java.nio.file.Paths.get(resolved).toString()))
+        return local
+
     def list_names(self, directory: str) -> list[str]:
         jpath = self._path(directory)
         try:

@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkml_jobs.errors import InputError
+from sparkml_jobs.io import fs_parquet
 from sparkml_jobs.io.blocks import (
     BLOCK_BYTES,
     DEFAULT_BLOCK_ROWS,
@@ -39,6 +40,7 @@ from sparkml_jobs.io.blocks import (
     group_batches,
 )
 from sparkml_jobs.io.dataset import BlockData, check_counts
+from sparkml_jobs.io.filesystem import for_session
 from sparkml_jobs.io.sources import (
     MULTILINE_MAX_BYTES,
     col,
@@ -256,9 +258,22 @@ def load(
     block_rows: int = DEFAULT_BLOCK_ROWS,
     num_partitions: int | None = None,
 ) -> BlockData:
-    """Read a source and select its columns into blocks (see the module docstring)."""
+    """Read a source and select its columns into blocks (see the module docstring); Parquet on a
+    local file system is read by the tasks themselves (:func:`local_parquet_blocks`)."""
     frame = read_source(spark, path, fmt, delimiter=delimiter)
     features = resolve_columns(frame, path, label=label, features=features, weight=weight)
+    if fmt == "parquet":
+        columns = features + [c for c in (label, weight) if c is not None]
+        blocks = local_parquet_blocks(frame, path, columns, block_rows, num_partitions)
+        if blocks is not None:
+            return BlockData(
+                blocks=blocks,
+                features=features,
+                label=label,
+                weight=weight,
+                source=path,
+                frame=_LazySelection(frame, columns),  # type: ignore[arg-type]
+            )
     return to_blocks(
         frame,
         path,
@@ -268,6 +283,67 @@ def load(
         block_rows=block_rows,
         num_partitions=num_partitions,
     )
+
+
+DIRECT_KEY = "spark.sparkml.parquet.direct"  # "false": always decode Parquet in the JVM
+
+
+def local_parquet_blocks(
+    frame: DataFrame,
+    path: str,
+    columns: list[str],
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+    num_partitions: int | None = None,
+) -> RDD | None:
+    """The blocks of a Parquet ``frame`` read by pyarrow in the tasks (see :mod:`~.fs_parquet`),
+    or ``None`` (then Spark's reader decodes): files not all local, or a column Spark must cast.
+
+    The plan is one small task description per partition (``parallelize``): no JVM decode and
+    no Arrow stream through the JVM. Measured on 2M × 21 doubles, local[2], cold: first pass
+    3.1 s against 9.3 s; a second uncached pass 0.6 s against 2.5 s.
+    """
+    spark = frame.sparkSession
+    if spark.conf.get(DIRECT_KEY, "true").lower() == "false":
+        return None
+    files = list(frame.inputFiles())
+    local = for_session(spark).local_paths(files)
+    if local is None:
+        log.info("%s: not on a local file system, Spark's Parquet reader decodes it", path)
+        return None
+    sc = spark.sparkContext
+    try:
+        conf = spark._jsparkSession.sessionState().conf()
+        sizes = int(conf.filesMaxPartitionBytes()), int(conf.filesOpenCostInBytes())
+        case_sensitive = bool(conf.caseSensitiveAnalysis())
+    except Exception:  # py4j: internal API moved; Spark's defaults
+        sizes, case_sensitive = (128 * 2**20, 4 * 2**20), False
+    width = len(columns)
+    block_rows = max(256, min(block_rows, BLOCK_BYTES // (8 * width)))
+    planned = fs_parquet.plan(
+        local,
+        columns,
+        case_sensitive=case_sensitive,
+        partitions=num_partitions or sc.defaultParallelism,
+        max_partition_bytes=sizes[0],
+        open_cost=sizes[1],
+        exact=num_partitions is not None,
+    )
+    if isinstance(planned, str):
+        log.info("%s: Spark's Parquet reader decodes it: %s", path, planned)
+        return None
+    log.info(
+        "%s: %d rows in %d files read by pyarrow in %d tasks",
+        path,
+        planned.rows,
+        planned.files,
+        len(planned.tasks),
+    )
+
+    def read(tasks: Iterator[fs_parquet.Task]) -> Iterator[Block]:
+        for task in tasks:  # one per partition
+            yield from fs_parquet.read_task(task, block_rows)
+
+    return sc.parallelize(planned.tasks, len(planned.tasks)).mapPartitions(read)
 
 
 def read_for_scoring(

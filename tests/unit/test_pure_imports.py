@@ -14,6 +14,7 @@ PURE = [
     "sparkml_jobs.errors",
     "sparkml_jobs.progress",
     "sparkml_jobs.io.blocks",
+    "sparkml_jobs.io.fs_parquet",
     "sparkml_jobs.regression.stats",
     "sparkml_jobs.regression.dense",
     "sparkml_jobs.regression.tsqr",

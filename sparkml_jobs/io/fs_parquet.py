@@ -1,0 +1,199 @@
+"""Pure pyarrow: Parquet files on a local file system read straight into blocks, no JVM decode.
+
+Spark's Parquet reader decodes in the JVM and hands Arrow batches to Python over a socket; for
+numeric columns that is most of a load (2M × 21 doubles, local[2]: ~9 s cold against ~3 s read
+here; 10,000 × 2,048: ~9 s against ~1.3 s). When every input file is a local file (``file:``,
+or a ``viewfs://`` mount of one, as the Hadoop ``FileSystem`` resolves it) the tasks read the
+files themselves with pyarrow: :func:`plan` reads the footers on the driver and deals the row
+groups out to tasks; :func:`read_task` runs in a task and yields blocks with the same validation
+counts as the JVM path (missing cells → NaN, counted as nulls; NaN/±inf counted as non-finite).
+
+:func:`plan` returns a reason instead of a plan whenever Spark's reader could differ: a column
+that is text (Spark's ``try_cast`` decides what is a number), missing from a file (a partition
+column or an evolved schema), nested or named with a dot, or a footer pyarrow cannot read.
+No Spark here: the plan is plain data and :func:`read_task` runs on the executors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from sparkml_jobs.io.blocks import Block
+
+READ_BYTES = 64 * 2**20  # decoded bytes per read of a row group (columns are read in slices)
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """Rows ``[start, stop)`` of row group ``group`` of ``path``."""
+
+    path: str
+    group: int
+    start: int
+    stop: int
+    group_rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """What one task reads: its units in order, and the file's own name of every column."""
+
+    units: tuple[Unit, ...]
+    names: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    tasks: tuple[Task, ...]
+    rows: int
+    files: int
+
+
+def _numeric(kind: pa.DataType) -> bool:
+    return (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_decimal(kind)
+    )
+
+
+def _file_names(
+    path: str, schema: pa.Schema, columns: list[str], case_sensitive: bool
+) -> tuple[str, ...] | str:
+    """The file's name of every column, or why this file must go through Spark's reader."""
+    by_name = {f.name if case_sensitive else f.name.lower(): f for f in schema}
+    if len(by_name) != len(schema):
+        return f"{path}: column names differ only in case"
+    names = []
+    for column in columns:
+        field = by_name.get(column if case_sensitive else column.lower())
+        if field is None:
+            return f"{path}: no column '{column}' in the file (a partition column?)"
+        if not _numeric(field.type):
+            return f"{path}: column '{column}' is {field.type}"
+        if "." in field.name:
+            return f"{path}: column '{column}' has a dot in its name"
+        names.append(field.name)
+    return tuple(names)
+
+
+def plan(
+    files: list[str],
+    columns: list[str],
+    *,
+    case_sensitive: bool,
+    partitions: int,
+    max_partition_bytes: int,
+    open_cost: int,
+    exact: bool = False,
+) -> Plan | str:
+    """Deal the row groups of ``files`` (local paths, in Spark's order) out to tasks.
+
+    The number of tasks follows Spark's own split rule (``spark.sql.files.maxPartitionBytes``,
+    ``openCostInBytes``, at least ``partitions``) on the compressed bytes of the selected
+    columns. Tasks get contiguous row ranges of about equal size; whole row groups when there are
+    at least as many row groups as tasks, else row groups are cut (each task then decodes its
+    group's columns and keeps its rows). Returns a one-line reason when the files need Spark.
+    """
+    groups: list[tuple[str, int, int]] = []
+    names: dict[str, tuple[str, ...]] = {}
+    size = 0
+    for path in files:
+        try:
+            meta = pq.read_metadata(path)
+            schema = meta.schema.to_arrow_schema()
+        except Exception as exc:  # not Parquet to pyarrow, encrypted, unreadable
+            return f"{path}: pyarrow cannot read the footer ({type(exc).__name__})"
+        found = _file_names(path, schema, columns, case_sensitive)
+        if isinstance(found, str):
+            return found
+        names[path] = found
+        wanted = set(found)
+        size += open_cost
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            size += sum(
+                group.column(c).total_compressed_size
+                for c in range(group.num_columns)
+                if group.column(c).path_in_schema in wanted
+            )
+            if group.num_rows:
+                groups.append((path, g, group.num_rows))
+    rows = sum(n for _, _, n in groups)
+    split = min(max_partition_bytes, max(open_cost, size // max(1, partitions)))
+    n_tasks = max(1, partitions if exact else max(partitions, -(-size // max(1, split))))
+    bounds = _bounds(groups, rows, n_tasks)
+    tasks = []
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        units = tuple(_units(groups, lo, hi))
+        tasks.append(Task(units, {u.path: names[u.path] for u in units}))
+    return Plan(tuple(tasks), rows, len(files))
+
+
+def _bounds(groups: list[tuple[str, int, int]], rows: int, n_tasks: int) -> list[int]:
+    """Global row indices cutting the data into ``n_tasks`` contiguous, near-equal ranges;
+    snapped to row-group boundaries when there are enough row groups."""
+    targets = [round(i * rows / n_tasks) for i in range(n_tasks + 1)]
+    if len(groups) < n_tasks:
+        return targets
+    edges = np.cumsum([0] + [n for _, _, n in groups])
+    snapped = [int(edges[np.abs(edges - t).argmin()]) for t in targets]
+    return sorted(set(snapped)) if len(set(snapped)) > 1 else [0, rows]
+
+
+def _units(groups: list[tuple[str, int, int]], lo: int, hi: int) -> Iterator[Unit]:
+    offset = 0
+    for path, g, n in groups:
+        start, stop = max(lo - offset, 0), min(hi - offset, n)
+        if start < stop:
+            yield Unit(path, g, start, stop, n)
+        offset += n
+
+
+def read_task(task: Task, block_rows: int) -> Iterator[Block]:
+    """The blocks of one task: at most ``block_rows`` rows each, never across row groups."""
+    opened: dict[str, pq.ParquetFile] = {}
+    for unit in task.units:
+        if unit.path not in opened:
+            opened.clear()  # one file open at a time
+            opened[unit.path] = pq.ParquetFile(unit.path, memory_map=False)
+        yield from _read_unit(opened[unit.path], unit, task.names[unit.path], block_rows)
+
+
+def _read_unit(
+    file: pq.ParquetFile, unit: Unit, names: tuple[str, ...], block_rows: int
+) -> Iterator[Block]:
+    rows, width = unit.stop - unit.start, len(names)
+    cuts = list(range(0, rows, block_rows)) + [rows]
+    spans = list(zip(cuts[:-1], cuts[1:], strict=True))
+    values = [np.empty((b - a, width), dtype=np.float64) for a, b in spans]
+    nulls = [np.zeros(width, dtype=np.int64) for _ in values]
+    step = max(1, READ_BYTES // (8 * unit.group_rows))  # columns per read
+    for j0 in range(0, width, step):
+        chunk = names[j0 : j0 + step]
+        table = file.read_row_group(unit.group, columns=list(chunk))
+        if (unit.start, unit.stop) != (0, unit.group_rows):
+            table = table.slice(unit.start, rows)
+        arrays = [
+            pc.cast(table.column(name), pa.float64(), safe=False).combine_chunks() for name in chunk
+        ]
+        for i, (a, b) in enumerate(spans):
+            views = []
+            for j, array in enumerate(arrays):
+                part = array.slice(a, b - a)
+                if part.null_count:
+                    nulls[i][j0 + j] += part.null_count
+                    part = part.fill_null(np.nan)
+                views.append(part.to_numpy(zero_copy_only=False))
+            np.stack(views, axis=1, out=values[i][:, j0 : j0 + len(chunk)])
+        del table, arrays
+    for block, missing in zip(values, nulls, strict=True):
+        nonfinite = (~np.isfinite(block)).sum(axis=0) - missing
+        yield Block(values=block, nulls=missing, nonfinite=nonfinite)

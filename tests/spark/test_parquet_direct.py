@@ -1,0 +1,113 @@
+"""Parquet on a local file system is read by pyarrow in the tasks: the same blocks, counts and
+models as Spark's own reader, which still decodes whatever the tasks must not read themselves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sparkml_jobs.io import read
+from sparkml_jobs.io.blocks import Counts
+
+DIRECT = "ParallelCollectionRDD"  # the direct path's lineage: task descriptions, not a scan
+
+
+def collect(data):
+    blocks = data.blocks.collect()
+    counts = Counts.zero(len(data.columns))
+    for block in blocks:
+        counts = counts.merge(Counts.of_block(block))
+    return np.vstack([b.values for b in blocks]), counts
+
+
+def jvm_load(spark, *args, **kwargs):
+    spark.conf.set(read.DIRECT_KEY, "false")
+    try:
+        return read.load(spark, *args, **kwargs)
+    finally:
+        spark.conf.unset(read.DIRECT_KEY)
+
+
+@pytest.fixture
+def parquet_dir(tmp_path, rng):
+    """Two files, three row groups each; a null, a NaN and an inf; int, bool, float columns."""
+    directory = tmp_path / "table"
+    directory.mkdir()
+    x = rng.normal(size=(1200, 3))
+    x[10, 0], x[20, 1] = np.nan, np.inf
+    y = rng.normal(size=1200)
+    for part in range(2):
+        rows = slice(600 * part, 600 * (part + 1))
+        label = pa.array(y[rows]).to_pylist()
+        if part == 1:
+            label[3] = None
+        table = pa.table(
+            {
+                "f1": x[rows, 0],
+                "f2": x[rows, 1],
+                "count": pa.array(np.arange(600, dtype=np.int64) + 600 * part),
+                "flag": pa.array(np.arange(600) % 2 == 0),
+                "y": pa.array(label, pa.float64()),
+            }
+        )
+        pq.write_table(table, directory / f"part-{part}.parquet", row_group_size=200)
+    (directory / "_SUCCESS").write_text("")
+    return directory
+
+
+def test_direct_blocks_and_counts_equal_sparks_reader(spark, parquet_dir):
+    direct = read.load(spark, str(parquet_dir), "parquet", label="y")
+    assert DIRECT in direct.blocks.toDebugString().decode()
+    jvm = jvm_load(spark, str(parquet_dir), "parquet", label="y")
+    assert DIRECT not in jvm.blocks.toDebugString().decode()
+    assert direct.columns == jvm.columns == ["f1", "f2", "count", "flag", "y"]
+    got, got_counts = collect(direct)
+    want, want_counts = collect(jvm)
+    order = np.argsort(want[:, 2])  # Spark's file order may differ: sort by the row number
+    np.testing.assert_array_equal(got[np.argsort(got[:, 2])], want[order])
+    assert got_counts.rows == want_counts.rows == 1200
+    assert got_counts.nulls.tolist() == want_counts.nulls.tolist() == [0, 0, 0, 0, 1]
+    assert got_counts.nonfinite.tolist() == want_counts.nonfinite.tolist() == [1, 1, 0, 0, 0]
+
+
+def test_explicit_partitions_are_honoured(spark, parquet_dir):
+    data = read.load(spark, str(parquet_dir), "parquet", label="y", num_partitions=5)
+    assert data.blocks.getNumPartitions() == 5
+    assert sum(len(b.values) for b in data.blocks.collect()) == 1200
+
+
+def test_a_viewfs_mount_of_a_local_directory_is_read_directly(spark, parquet_dir, tmp_path):
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    hadoop.set("fs.viewfs.impl.disable.cache", "true")
+    hadoop.set("fs.viewfs.mounttable.direct.link./data", parquet_dir.as_uri())
+    data = read.load(spark, "viewfs://direct/data", "parquet", label="y", features=["f1"])
+    assert DIRECT in data.blocks.toDebugString().decode()
+    values, counts = collect(data)
+    assert counts.rows == 1200 and sorted(values[:, 0][np.isfinite(values[:, 0])]) == sorted(
+        v
+        for v in pq.read_table(parquet_dir, columns=["f1"]).column(0).to_pylist()
+        if np.isfinite(v)
+    )
+
+
+def test_partition_columns_and_text_columns_go_through_sparks_reader(spark, tmp_path):
+    root = tmp_path / "by_year"
+    for year in (2020, 2021):
+        (root / f"year={year}").mkdir(parents=True)
+        pq.write_table(
+            pa.table({"x": [1.0, 2.0, 3.0], "t": ["1", "2.5", "x"]}),
+            root / f"year={year}" / "part-0.parquet",
+        )
+    with_year = read.load(spark, str(root), "parquet", features=["x", "year"])
+    assert DIRECT not in with_year.blocks.toDebugString().decode()
+    values, _ = collect(with_year)
+    assert sorted(values[:, 1].tolist()) == [2020.0] * 3 + [2021.0] * 3
+    text = read.load(spark, str(root), "parquet", features=["x", "t"])
+    assert DIRECT not in text.blocks.toDebugString().decode()
+    values, counts = collect(text)
+    assert counts.nulls.tolist() == [0, 2]  # try_cast: "x" is not a number, in both files
+    only_x = read.load(spark, str(root), "parquet", features=["x"])
+    assert DIRECT in only_x.blocks.toDebugString().decode()
+    assert sorted(collect(only_x)[0][:, 0].tolist()) == [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
