@@ -91,6 +91,14 @@ def _raise_interrupted(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _start_spark_early(args: argparse.Namespace) -> None:
+    try:
+        from sparkml_jobs import session
+    except ImportError:  # no pyspark: the action's import says so in one line
+        return
+    session.start_early(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in argv or "--verbose" in argv
@@ -104,7 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         verbose = args.verbose  # verbose = true may come from the config file
         configure_logging(verbose)
         key = args.algo if args.algo in ("demo", "export") else f"{args.algo} {args.action}"
-        # after parsing: a usage error costs no Spark import
+        # after parsing: a usage error costs no Spark import; then the JVM starts while the job
+        # code imports (a Spark-free refusal of an action still exits at once: the JVM is a
+        # child that ends with this process)
+        _start_spark_early(args)
         from sparkml_jobs import jobs, tracking
         from sparkml_jobs.io import persist
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+import threading
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -70,6 +73,41 @@ def get_session(
     spark.sparkContext.setLogLevel("ERROR")
     log.info("spark session: master=%s", spark.sparkContext.master)
     return spark
+
+
+def spark_conf(args: Any) -> dict[str, str]:
+    """``--conf`` settings and ``--driver-memory`` of a parsed command line as one Spark
+    configuration."""
+    conf = dict(getattr(args, "conf", None) or [])
+    if getattr(args, "catalog", None) == "hive":
+        conf["spark.sql.catalogImplementation"] = "hive"
+    if getattr(args, "driver_memory", None):
+        conf["spark.driver.memory"] = args.driver_memory
+    return conf
+
+
+def session_for(args: Any) -> SparkSession:
+    """The session of a parsed command line (``--master``, ``--conf``, ``--driver-memory``)."""
+    action = "demo" if args.algo == "demo" else f"{args.algo} {getattr(args, 'action', '')}"
+    master = getattr(args, "master", None)
+    return get_session(master, app_name=f"sparkml-jobs {action}", conf=spark_conf(args))
+
+
+def start_early(args: Any) -> None:
+    """Build :func:`session_for` ``args`` in a background thread, so the JVM starts while the
+    caller imports the job code (measured: ~1.5 s of a 15 s linreg job). Nothing is reported
+    from here: if the start fails, the action's own call fails the same way and says why. A
+    process that already has a session (notebooks, tests) keeps it and starts nothing. Both
+    calls build through ``SparkSession.builder``, whose class lock makes the second wait for
+    the first and return its session."""
+    if SparkSession._instantiatedSession is not None:
+        return
+
+    def start() -> None:
+        with contextlib.suppress(BaseException):
+            session_for(args)
+
+    threading.Thread(target=start, name="sparkml-jobs-spark-start", daemon=True).start()
 
 
 def apply_runtime_conf(spark: SparkSession, conf: dict[str, str]) -> None:

@@ -12,32 +12,18 @@ from sparkml_jobs.clustering.estimator import INITS
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io import filesystem, invalid, persist, read, sources, sparkml
 from sparkml_jobs.reporting import figures, pages
-from sparkml_jobs.session import get_session
+from sparkml_jobs.session import session_for
 
 log = logging.getLogger("sparkml_jobs")
 
 
 def start_session(args: argparse.Namespace):
     """The session, then the output checks that need its file systems (before any data is read)."""
-    spark = get_session(
-        args.master,
-        app_name=f"sparkml-jobs {args.algo} {getattr(args, 'action', '')}",
-        conf=spark_conf(args),
-    )
+    spark = session_for(args)
     if getattr(args, "input_table", None):
         args.input, args.format = args.input_table, sources.TABLE
     check_outputs(args)
     return spark
-
-
-def spark_conf(args: argparse.Namespace) -> dict[str, str]:
-    """``--conf`` settings and ``--driver-memory`` as one Spark configuration."""
-    conf = dict(getattr(args, "conf", None) or [])
-    if getattr(args, "catalog", None) == "hive":
-        conf["spark.sql.catalogImplementation"] = "hive"
-    if getattr(args, "driver_memory", None):
-        conf["spark.driver.memory"] = args.driver_memory
-    return conf
 
 
 def load_input(

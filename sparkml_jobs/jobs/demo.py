@@ -13,10 +13,10 @@ from sparkml_jobs.clustering.estimator import KMeans
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io import export as model_export
 from sparkml_jobs.io import models, read
-from sparkml_jobs.jobs.common import spark_conf, start_session
+from sparkml_jobs.jobs.common import start_session
 from sparkml_jobs.regression.estimator import LinearRegression
 from sparkml_jobs.reporting import figures, pages, tables
-from sparkml_jobs.session import get_session
+from sparkml_jobs.session import session_for
 
 log = logging.getLogger("sparkml_jobs")
 
@@ -29,7 +29,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
             raise InputError(f"bundled data set not found: {file}")
     diamonds, iris = diamonds.resolve().as_uri(), iris.resolve().as_uri()
     out = args.output or Path(tempfile.mkdtemp(prefix="sparkml-demo-")).as_uri()
-    spark = get_session(args.master, app_name="sparkml-jobs demo", conf=spark_conf(args))
+    spark = session_for(args)
 
     print(f"== linear regression: price ~ carat + depth + table + x + y + z on {diamonds}")
     prices = read.load(spark, diamonds, "csv", label="price")
