@@ -273,6 +273,7 @@ def load(
                 weight=weight,
                 source=path,
                 frame=_LazySelection(frame, columns),  # type: ignore[arg-type]
+                rereadable=True,
             )
     return to_blocks(
         frame,

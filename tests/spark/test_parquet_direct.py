@@ -111,3 +111,28 @@ def test_partition_columns_and_text_columns_go_through_sparks_reader(spark, tmp_
     only_x = read.load(spark, str(root), "parquet", features=["x"])
     assert DIRECT in only_x.blocks.toDebugString().decode()
     assert sorted(collect(only_x)[0][:, 0].tolist()) == [1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+
+
+def test_a_fit_rereads_local_parquet_instead_of_caching_it(spark, tmp_path, rng):
+    """Several passes (statistics, residuals) over uncached direct blocks: the model equals
+    ``np.linalg.lstsq`` and the fit over Spark's reader with its cache."""
+    from sparkml_jobs.regression.estimator import LinearRegression
+
+    x = rng.normal(size=(3000, 4))
+    y = x @ np.array([1.0, -2.0, 0.5, 3.0]) + 4.0 + rng.normal(size=3000)
+    table = pa.table({**{f"x{j}": x[:, j] for j in range(4)}, "y": y})
+    pq.write_table(table, tmp_path / "fit.parquet", row_group_size=500)
+    direct = read.load(spark, str(tmp_path / "fit.parquet"), "parquet", label="y")
+    assert direct.rereadable
+    model = LinearRegression().fit(direct)
+    assert not direct.blocks.is_cached
+    assert model.summary.n == 3000
+    design = np.column_stack([np.ones(3000), x])
+    want = np.linalg.lstsq(design, y, rcond=None)[0]
+    np.testing.assert_allclose(model.intercept, want[0], rtol=1e-10)
+    np.testing.assert_allclose(model.coefficients, want[1:], rtol=1e-10)
+    jvm = LinearRegression().fit(
+        jvm_load(spark, str(tmp_path / "fit.parquet"), "parquet", label="y")
+    )
+    np.testing.assert_allclose(model.coefficients, jvm.coefficients, rtol=1e-12)
+    np.testing.assert_allclose(model.summary.std_errors, jvm.summary.std_errors, rtol=1e-12)
