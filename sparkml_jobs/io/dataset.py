@@ -8,6 +8,7 @@ counts of a pass into one clear :class:`~sparkml_jobs.errors.InputError`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,9 @@ class BlockData:
     # faster than Spark's cache of pickled blocks (2M x 21: 0.6 s against 2.5 s a pass) and
     # keeps no second copy in memory, so :meth:`cache` leaves them uncached
     rereadable: bool = False
+    # the same rows in ``n`` partitions without a round trip through the JVM (a direct read
+    # planned again); ``None``: :meth:`at_most` coalesces
+    regroup: Callable[[int], RDD] | None = field(default=None, repr=False)
 
     @property
     def columns(self) -> list[str]:
@@ -67,6 +71,16 @@ class BlockData:
             self.blocks.persist()
             self._persisted_here = True
         return self
+
+    def at_most(self, n: int) -> RDD:
+        """The blocks in at most ``n`` partitions, without a shuffle: re-planned when the source
+        allows it (each task reads its rows itself), else ``coalesce`` (a narrow dependency,
+        whose partitions reach the task through the JVM)."""
+        if self.blocks.getNumPartitions() <= n:
+            return self.blocks
+        if self.regroup is not None:
+            return self.regroup(n)
+        return self.blocks.coalesce(n)
 
     def unpersist(self) -> None:
         """Drop the cache only if :meth:`cache` created it (a caller's own cache is kept)."""

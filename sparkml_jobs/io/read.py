@@ -266,8 +266,14 @@ def load(
         columns = features + [c for c in (label, weight) if c is not None]
         blocks = local_parquet_blocks(frame, path, columns, block_rows, num_partitions)
         if blocks is not None:
+
+            def regroup(n: int) -> RDD:
+                again = local_parquet_blocks(frame, path, columns, block_rows, n)
+                return again if again is not None else blocks.coalesce(n)  # files changed
+
             return BlockData(
                 blocks=blocks,
+                regroup=regroup,
                 features=features,
                 label=label,
                 weight=weight,

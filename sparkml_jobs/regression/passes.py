@@ -116,7 +116,7 @@ def aggregate_wide(
 ) -> tuple[st.SufficientStats, Counts, ColumnRange]:
     """:func:`aggregate_stats` for a wide design: the number of partials, not the rows, is the cost.
 
-    The cached blocks are coalesced (no shuffle) to one partition per task slot; each task adds
+    The blocks are regrouped (no shuffle) to one partition per task slot; each task adds
     its blocks in place to one packed triangle (:class:`~.packed.PackedStats`, half a GEMM per
     block) and ships it once; the driver streams the partials in, merging two at a time, and
     unpacks the result once. ``timings`` receives ``partials``, ``fold_s`` (the parallel Gram
@@ -144,10 +144,7 @@ def aggregate_wide(
 
     if cache:
         data.cache()
-    blocks = data.blocks
-    slots = max(1, blocks.context.defaultParallelism)
-    if blocks.getNumPartitions() > slots:
-        blocks = blocks.coalesce(slots)  # narrow dependency: reads the cached partitions
+    blocks = data.at_most(max(1, data.blocks.context.defaultParallelism))
     clock = timings if timings is not None else {}
     clock["partials"] = blocks.getNumPartitions()
     packed, counts, ranges = tree_aggregate(blocks, zero, add, merge, 1, stream=True, timings=clock)
@@ -185,9 +182,7 @@ def aggregate_r(data: BlockData, fit_intercept: bool, depth: int = 2) -> tsqr.RF
             x, y, w = _block_parts(block.values, layout)
             return acc.add(x, y, w, fit_intercept)
 
-        slots = max(1, blocks.context.defaultParallelism)
-        if blocks.getNumPartitions() > slots:
-            blocks = blocks.coalesce(slots)
+        blocks = data.at_most(max(1, blocks.context.defaultParallelism))
         stacked = tree_aggregate(
             blocks, tsqr.StackedR.zero(width), add_wide, tsqr.StackedR.merge, 1, stream=True
         )

@@ -136,3 +136,17 @@ def test_a_fit_rereads_local_parquet_instead_of_caching_it(spark, tmp_path, rng)
     )
     np.testing.assert_allclose(model.coefficients, jvm.coefficients, rtol=1e-12)
     np.testing.assert_allclose(model.summary.std_errors, jvm.summary.std_errors, rtol=1e-12)
+
+
+def test_at_most_replans_a_direct_read_and_coalesces_the_rest(spark, parquet_dir):
+    direct = read.load(spark, str(parquet_dir), "parquet", label="y", num_partitions=5)
+    fewer = direct.at_most(2)
+    assert fewer.getNumPartitions() == 2
+    lineage = fewer.toDebugString().decode()
+    assert DIRECT in lineage and "Coalesced" not in lineage  # each task reads its own rows
+    assert direct.at_most(8) is direct.blocks
+    got = np.vstack([b.values for b in fewer.collect()])
+    want = np.vstack([b.values for b in direct.blocks.collect()])
+    np.testing.assert_array_equal(got, want)  # same rows, same order
+    jvm = jvm_load(spark, str(parquet_dir), "parquet", label="y", num_partitions=5)
+    assert "Coalesced" in jvm.at_most(2).toDebugString().decode()
