@@ -79,3 +79,21 @@ def test_zero_is_the_identity_and_merge_order_does_not_matter(rng):
     for other in (right, swapped):
         np.testing.assert_allclose(other.r, left.r, rtol=1e-12, atol=1e-12 * abs(left.r).max())
         assert other.n == left.n == 90
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (3, 5), (6, 6)])
+def test_an_r_factor_pickles_as_its_upper_trapezoid_bit_for_bit(rng, shape):
+    """Half the bytes on the wire (PySpark frames a pickle with a 32-bit length); the same R."""
+    import pickle
+
+    from sparkml_jobs.regression import tsqr
+
+    r = np.triu(rng.normal(size=shape))
+    factor = tsqr.RFactor(r, 17)
+    back = pickle.loads(pickle.dumps(factor, protocol=5))
+    assert back.n == 17 and back.r.shape == r.shape
+    np.testing.assert_array_equal(back.r.view(np.uint64), r.view(np.uint64))
+    k, m = shape
+    assert len(tsqr.pack_rows(r)) == k * m - k * (k - 1) // 2
+    stacked = pickle.loads(pickle.dumps(tsqr.StackedR(factor, (rng.normal(size=(2, m)),))))
+    np.testing.assert_array_equal(stacked.factor.r, r)
