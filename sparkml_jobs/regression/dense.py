@@ -30,12 +30,52 @@ def one_norm(matrix: np.ndarray) -> float:
     return float(sums.max()) if len(sums) else 0.0
 
 
+# Above this order the factorisation is blocked (see :func:`blocked_cholesky_in_place`):
+# multi-threaded OpenBLAS 0.3.30 (scipy's and numpy's wheels) crashes the process in its threaded
+# ``dsyrk`` — which ``dpotrf`` calls — from about 16,000 columns (measured here: 16,385 crashes,
+# 12,000 does not; single-threaded, both work).
+BLOCKED_CHOLESKY_MIN = 8192
+CHOLESKY_BLOCK = 2048
+
+
 def cholesky_in_place(matrix: np.ndarray) -> tuple[np.ndarray, int]:
     """LAPACK ``dpotrf`` of a symmetric C-ordered matrix *in its own memory* (``matrix`` is
     destroyed). Its transpose is the Fortran-ordered view LAPACK factors without a copy; the
     result is that view, holding the lower factor ``L`` (``A = L Lᵀ``) in Fortran order."""
+    if len(matrix) > BLOCKED_CHOLESKY_MIN:
+        return blocked_cholesky_in_place(matrix)
     chol, info = linalg.lapack.dpotrf(matrix.T, lower=1, clean=1, overwrite_a=1)
     return chol, info
+
+
+def blocked_cholesky_in_place(
+    matrix: np.ndarray, block: int = CHOLESKY_BLOCK
+) -> tuple[np.ndarray, int]:
+    """:func:`cholesky_in_place` as a right-looking blocked factorisation whose large updates are
+    GEMMs: ``dpotrf`` of each ``block × block`` diagonal block, a triangular solve for the panel
+    below it, and the trailing lower triangle updated a column panel at a time (about the flops
+    of one ``dpotrf``; temporaries of one panel). ``info`` as LAPACK's: 0, or the order of the
+    first leading minor that is not positive definite (1-based)."""
+    n = len(matrix)
+    lower = matrix.T  # Fortran-ordered view: lower[i, j], i >= j, is the factor
+    for k0 in range(0, n, block):
+        k1 = min(n, k0 + block)
+        factor, info = linalg.lapack.dpotrf(lower[k0:k1, k0:k1], lower=1, clean=1)
+        if info:
+            return lower, k0 + info
+        lower[k0:k1, k0:k1] = factor  # its upper triangle zeroed (clean=1), as the rest:
+        matrix[k1:, k0:k1] = 0.0  # lower[k0:k1, k1:], the upper part right of the block
+        if k1 == n:
+            break
+        # panel ← panel · L11⁻ᵀ, then trailing -= panel · panelᵀ (lower part, by column panels)
+        panel = linalg.solve_triangular(
+            factor, lower[k1:, k0:k1].T, lower=True, check_finite=False
+        ).T
+        lower[k1:, k0:k1] = panel
+        for j0 in range(k1, n, block):
+            j1 = min(n, j0 + block)
+            lower[j0:, j0:j1] -= panel[j0 - k1 :] @ panel[j0 - k1 : j1 - k1].T
+    return lower, 0
 
 
 def condition_from_factor(matrix: np.ndarray, chol: np.ndarray | None, anorm: float) -> float:

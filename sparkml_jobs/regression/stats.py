@@ -175,7 +175,7 @@ def find_aliased(corr: np.ndarray, tol: float = ALIAS_TOL) -> list[int]:
     p = len(corr)
     diag = np.diag(corr)
     if p and np.all(diag > 0):
-        chol, info = linalg.lapack.dpotrf(corr, lower=1)
+        chol, info = cholesky_in_place(np.array(corr))  # a copy: corr is the caller's
         if info == 0 and np.all(np.diag(chol) ** 2 > tol * diag):
             return []
     kept: list[int] = []
