@@ -269,16 +269,16 @@ def test_wide_targets_numpy_ratio_memory_and_finishing():
     assert found[f"{auto} finishes"]["met"] is True
     tsqr = found["wide 20,000 × 8,192, solver=tsqr finishes"]
     assert tsqr["met"] is False and tsqr["detail"] == "did not finish within 900 s"
-    assert found["wide 20,000 × 16,384, solver=auto finishes"]["met"] is True
+    assert found["wide 20,000 × 16,384, solver=cholesky finishes"]["met"] is True
     assert (
-        found["wide 20,000 × 16,384, solver=auto: peak memory ≤ raw data + 4 × packed Gram"][
+        found["wide 20,000 × 16,384, solver=cholesky: peak memory ≤ raw data + 4 × packed Gram"][
             "measured"
         ]
         == 0.75
     )
     # TSQR and the wider row have no numpy baseline of their own: no 3x target for them
     assert not any(
-        "tsqr: end-to-end" in name or "16,384, solver=auto: end" in name for name in found
+        "tsqr: end-to-end" in name or "16,384, solver=cholesky: end" in name for name in found
     )
 
 
@@ -294,7 +294,7 @@ def test_wide_table_one_row_per_run():
     assert table[3].startswith("| 20,000 × 8,192, `solver=cholesky` | 60.00 s | — | — | — | — ")
     assert table[3].endswith("| 2.06x / 3.25x | 5.00 GiB (2.50 GiB) | 4.00 GiB | 1.25x |")
     assert "| **failed** |" in table[4] and table[4].startswith("| 20,000 × 8,192, `solver=tsqr`")
-    assert table[5].startswith("| 20,000 × 16,384, `solver=auto` | 200.00 s |")
+    assert table[5].startswith("| 20,000 × 16,384, `solver=cholesky` | 200.00 s |")
     assert table[6] == (
         "| 20,000 × 8,192, numpy (one process, in memory) | 6.00 s (read) | 24.00 s (`X.T @ X`) "
         "| | | 10.00 s (Cholesky + solve) | 34.00 s | 40.00 s | 1x | 2.00 GiB (2.00 GiB) | | |"
