@@ -139,13 +139,15 @@ def plan(
 
 def _bounds(groups: list[tuple[str, int, int]], rows: int, n_tasks: int) -> list[int]:
     """Global row indices cutting the data into ``n_tasks`` contiguous, near-equal ranges;
-    snapped to row-group boundaries when there are enough row groups."""
+    snapped to row-group boundaries when there are enough row groups and no range would be
+    empty."""
     targets = [round(i * rows / n_tasks) for i in range(n_tasks + 1)]
     if len(groups) < n_tasks:
         return targets
     edges = np.cumsum([0] + [n for _, _, n in groups])
     snapped = [int(edges[np.abs(edges - t).argmin()]) for t in targets]
-    return sorted(set(snapped)) if len(set(snapped)) > 1 else [0, rows]
+    # uneven groups can snap two cuts together: then cut inside groups, so n_tasks stay n_tasks
+    return snapped if len(set(snapped)) == len(snapped) else targets
 
 
 def _units(groups: list[tuple[str, int, int]], lo: int, hi: int) -> Iterator[Unit]:

@@ -162,3 +162,19 @@ def test_empty_files_plan_no_rows(tmp_path):
     path = write(tmp_path / "empty.parquet", {"a": pa.array([], pa.float64())}, 10)
     plan = P.plan([path], ["a"], case_sensitive=True, partitions=2, **SIZES)
     assert plan.rows == 0 and read_all(plan, 10) == [[], []]
+
+
+def test_uneven_row_groups_still_give_the_tasks_asked_for(tmp_path, rng):
+    """One big group and two small ones over 3 tasks: snapping would merge two cuts, so the
+    big group is cut instead and every task gets rows."""
+    path = tmp_path / "uneven.parquet"
+    with pq.ParquetWriter(path, pa.schema([("a", pa.float64())])) as writer:
+        for n in (900, 50, 50):
+            writer.write_table(pa.table({"a": rng.normal(size=n)}))
+    plan = P.plan([str(path)], ["a"], case_sensitive=True, partitions=3, exact=True, **SIZES)
+    sizes = [sum(u.stop - u.start for u in t.units) for t in plan.tasks]
+    assert len(plan.tasks) == 3 and min(sizes) > 0 and sum(sizes) == 1000
+    blocks = [b for task in read_all(plan, 1000) for b in task]
+    np.testing.assert_array_equal(
+        np.vstack([b.values for b in blocks])[:, 0], oracle([str(path)], ["a"])[:, 0]
+    )
