@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sparkml_jobs.clustering import compiled
 from sparkml_jobs.io.blocks import Counts
 
 DEFAULT_CHUNK_ROWS = 4_096  # measured: 4k-row chunks keep the GEMM temporaries in cache
@@ -60,13 +61,23 @@ def nearest(chunk: np.ndarray, minus_two_centers: np.ndarray, center_sq: np.ndar
     is bit-identical to ``−2·(x·c)``. Every caller that needs labels uses this, so the labels of
     the plain, bounded and prediction paths are the same bit for bit.
     """
-    g = chunk @ minus_two_centers.T
+    g = distance_block(chunk, minus_two_centers)
     g += center_sq
     return g.argmin(axis=1), g
 
 
+def distance_block(chunk: np.ndarray, minus_two_centers: np.ndarray) -> np.ndarray:
+    """``−2·x·c`` for a chunk's rows and every centre (one GEMM): the ``rows × k`` block that
+    :data:`DISTANCE_BLOCK_BYTES` bounds."""
+    return chunk @ minus_two_centers.T
+
+
 def own_distances(x: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """‖x − c(label)‖² computed directly (no cancellation, unlike the GEMM identity)."""
+    if compiled.AVAILABLE:
+        out = np.empty(len(x))
+        compiled.own_distances(compiled.rows(x), compiled.rows(centers), _labels(labels), out)
+        return out
     diff = np.take(centers, labels, axis=0)
     np.subtract(x, diff, out=diff)
     return np.einsum("ij,ij->i", diff, diff)
@@ -82,16 +93,44 @@ def assign(
     ``chunk_rows`` defaults to :func:`chunk_rows_for` the centres' shape.
     """
     chunk_rows = chunk_rows or chunk_rows_for(*centers.shape)
+    centers = compiled.rows(centers)
     center_sq = np.einsum("ij,ij->i", centers, centers)
     minus_two = -2.0 * centers
     labels = np.empty(len(x), dtype=np.int64)
     dist2 = np.empty(len(x), dtype=np.float64)
     for start in range(0, len(x), chunk_rows):
-        chunk = x[start : start + chunk_rows]
+        stop = start + chunk_rows
+        if compiled.AVAILABLE:
+            _finish(x[start:stop], minus_two, center_sq, centers, None, labels, dist2, start)
+            continue
+        chunk = x[start:stop]
         lab, _ = nearest(chunk, minus_two, center_sq)
-        labels[start : start + len(chunk)] = lab
-        dist2[start : start + len(chunk)] = own_distances(chunk, centers, lab)
+        labels[start:stop] = lab
+        dist2[start:stop] = own_distances(chunk, centers, lab)
     return labels, dist2
+
+
+def _labels(labels: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(labels, dtype=np.int64)
+
+
+def _finish(chunk, minus_two, center_sq, centers, w, labels, dist2, start, sums=None) -> None:
+    """One chunk through the compiled pass (:func:`.compiled.finish_chunk`): the GEMM here, the
+    labels, exact distances and (``sums`` given) per-cluster sums in one loop over its rows."""
+    chunk = compiled.rows(chunk)
+    stop = start + len(chunk)
+    add = sums is not None
+    compiled.finish_chunk(
+        chunk,
+        distance_block(chunk, minus_two),
+        center_sq,
+        centers,
+        compiled.NO_WEIGHTS if w is None else compiled.rows(w[start:stop]),
+        labels[start:stop],
+        dist2[start:stop],
+        sums if add else centers[:0],
+        add,
+    )
 
 
 def add_cluster_sums(
@@ -100,6 +139,10 @@ def add_cluster_sums(
     """``flat_sums[label·d + j] += w·x[:, j]`` for one chunk: one ``bincount`` over the chunk's
     cells in memory order (the chunk is in cache), not ``d`` strided passes over the block."""
     k_d, d = len(flat_sums), chunk.shape[1]
+    if compiled.AVAILABLE:
+        weights = compiled.NO_WEIGHTS if w is None else compiled.rows(w)
+        compiled.add_sums(flat_sums.reshape(-1, d), compiled.rows(chunk), weights, _labels(labels))
+        return
     weighted = chunk if w is None else chunk * w[:, None]
     cells = (labels * d)[:, None] + np.arange(d)
     flat_sums += np.bincount(cells.ravel(), weights=weighted.ravel(), minlength=k_d)
@@ -209,6 +252,7 @@ def lloyd_partial(
     """
     k, d = centers.shape
     chunk_rows = chunk_rows or chunk_rows_for(k, d)
+    centers = compiled.rows(centers)
     center_sq = np.einsum("ij,ij->i", centers, centers)
     minus_two = -2.0 * centers
     labels = np.empty(len(x), dtype=np.int64)
@@ -216,6 +260,10 @@ def lloyd_partial(
     flat_sums = np.zeros(k * d)
     for start in range(0, len(x), chunk_rows):
         stop = start + chunk_rows
+        if compiled.AVAILABLE:
+            sums = flat_sums.reshape(k, d)
+            _finish(x[start:stop], minus_two, center_sq, centers, w, labels, dist2, start, sums)
+            continue
         chunk = x[start:stop]
         lab, _ = nearest(chunk, minus_two, center_sq)
         labels[start:stop] = lab

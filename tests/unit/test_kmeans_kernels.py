@@ -252,14 +252,14 @@ def test_large_k_assignment_is_chunked_within_budget(rng, monkeypatch):
     """k = 4,096: the distance block of every chunk stays within the budget, labels exact."""
     x, centers = rng.normal(size=(3_000, 8)), rng.normal(size=(4_096, 8))
     seen = []
-    original = kk.nearest
+    original = kk.distance_block
 
-    def spy(chunk, c, c_sq):
-        lab, out = original(chunk, c, c_sq)
+    def spy(chunk, minus_two):
+        out = original(chunk, minus_two)
         seen.append(out.nbytes)
-        return lab, out
+        return out
 
-    monkeypatch.setattr(kk, "nearest", spy)
+    monkeypatch.setattr(kk, "distance_block", spy)
     labels, d2 = kk.assign(x, centers)
     assert len(seen) == 3 and max(seen) <= kk.DISTANCE_BLOCK_BYTES  # 3,000 rows in 1,008-row chunks
     direct = ((x[:, None, :] - centers[None]) ** 2).sum(-1)
