@@ -44,19 +44,23 @@ if numba is not None:
         return s
 
     @_jit
-    def _add_row(sums, x, w, i, j):  # pragma: no cover - compiled
+    def _add_row(sums, tallies, x, w, i, j):  # pragma: no cover - compiled
+        """Row ``i`` into cluster ``j``: ``sums[j] += w·x``, ``tallies[0, j] += w``, and
+        ``tallies[1, j] += 1`` (the count, exact in float64 below 2⁵³ rows)."""
+        wi = w[i] if len(w) else 1.0
         if len(w):
-            wi = w[i]
             for t in range(x.shape[1]):
                 sums[j, t] += x[i, t] * wi
         else:
             for t in range(x.shape[1]):
                 sums[j, t] += x[i, t]
+        tallies[0, j] += wi
+        tallies[1, j] += 1.0
 
     @_jit
-    def finish_chunk(x, g, center_sq, centers, w, labels, dist2, sums, add):  # pragma: no cover
+    def finish_chunk(x, g, center_sq, centers, w, labels, dist2, sums, tallies, add):  # noqa: PLR0913  # pragma: no cover
         """Row by row: label = first argmin of ``g + ‖c‖²``, exact ``‖x − c‖²``, and (``add``)
-        ``sums[label] += w·x``; ``w`` empty means unit weights."""
+        the row into its cluster's sums and tallies; ``w`` empty means unit weights."""
         k = g.shape[1]
         for i in range(x.shape[0]):
             best = g[i, 0] + center_sq[0]
@@ -69,7 +73,7 @@ if numba is not None:
             labels[i] = label
             dist2[i] = _own(x, centers, i, label)
             if add:
-                _add_row(sums, x, w, i, label)
+                _add_row(sums, tallies, x, w, i, label)
 
     @_jit
     def own_distances(x, centers, labels, out):  # pragma: no cover - compiled
@@ -78,10 +82,33 @@ if numba is not None:
             out[i] = _own(x, centers, i, labels[i])
 
     @_jit
-    def add_sums(sums, x, w, labels):  # pragma: no cover - compiled
-        """``sums[label_i] += w_i·x_i`` row by row, in :func:`finish_chunk`'s order."""
+    def add_sums(sums, tallies, x, w, labels):  # pragma: no cover - compiled
+        """Every row into its cluster's sums and tallies, in :func:`finish_chunk`'s order."""
         for i in range(x.shape[0]):
-            _add_row(sums, x, w, i, labels[i])
+            _add_row(sums, tallies, x, w, i, labels[i])
+
+    @_jit
+    def kth_largest(values, kth):  # pragma: no cover - compiled
+        """The ``kth`` largest value (duplicates counted), ``1 ≤ kth ≤ len``: a min-heap of
+        ``kth`` values in one pass — ``np.partition``'s answer without its O(n) copy and
+        selection (1M values, kth = 40: ~1 ms against ~12 ms)."""
+        heap = np.sort(values[:kth])  # sorted ascending is a valid min-heap
+        for i in range(kth, len(values)):
+            v = values[i]
+            if v > heap[0]:
+                heap[0] = v
+                at = 0
+                while True:  # sift the new root down
+                    child = 2 * at + 1
+                    if child >= kth:
+                        break
+                    if child + 1 < kth and heap[child + 1] < heap[child]:
+                        child += 1
+                    if heap[child] >= heap[at]:
+                        break
+                    heap[at], heap[child] = heap[child], heap[at]
+                    at = child
+        return heap[0]
 
 
 NO_WEIGHTS = np.zeros(0)

@@ -116,10 +116,12 @@ def _labels(labels: np.ndarray) -> np.ndarray:
 
 def _finish(chunk, minus_two, center_sq, centers, w, labels, dist2, start, sums=None) -> None:
     """One chunk through the compiled pass (:func:`.compiled.finish_chunk`): the GEMM here, the
-    labels, exact distances and (``sums`` given) per-cluster sums in one loop over its rows."""
+    labels, exact distances and (``sums`` given: ``(sums, tallies)``) per-cluster sums, weights
+    and counts in one loop over its rows."""
     chunk = compiled.rows(chunk)
     stop = start + len(chunk)
     add = sums is not None
+    sums, tallies = sums if add else (centers[:0], centers[:0])
     compiled.finish_chunk(
         chunk,
         distance_block(chunk, minus_two),
@@ -128,7 +130,8 @@ def _finish(chunk, minus_two, center_sq, centers, w, labels, dist2, start, sums=
         compiled.NO_WEIGHTS if w is None else compiled.rows(w[start:stop]),
         labels[start:stop],
         dist2[start:stop],
-        sums if add else centers[:0],
+        sums,
+        tallies,
         add,
     )
 
@@ -139,10 +142,6 @@ def add_cluster_sums(
     """``flat_sums[label·d + j] += w·x[:, j]`` for one chunk: one ``bincount`` over the chunk's
     cells in memory order (the chunk is in cache), not ``d`` strided passes over the block."""
     k_d, d = len(flat_sums), chunk.shape[1]
-    if compiled.AVAILABLE:
-        weights = compiled.NO_WEIGHTS if w is None else compiled.rows(w)
-        compiled.add_sums(flat_sums.reshape(-1, d), compiled.rows(chunk), weights, _labels(labels))
-        return
     weighted = chunk if w is None else chunk * w[:, None]
     cells = (labels * d)[:, None] + np.arange(d)
     flat_sums += np.bincount(cells.ravel(), weights=weighted.ravel(), minlength=k_d)
@@ -225,7 +224,7 @@ def top_farthest(d2: np.ndarray, points: np.ndarray, keep: int) -> tuple[np.ndar
         else:
             # every distance tied with the size-th largest comes along, so the tie-break by
             # coordinates sees all of them and the input order cannot change the result
-            mask = d2 >= np.partition(d2, len(d2) - size)[len(d2) - size]
+            mask = d2 >= _kth_largest(d2, size)
             cand_d2, cand = d2[mask], points[mask]
         order = np.lexsort(tuple(cand.T[::-1]) + (-cand_d2,))
         cand_d2, cand = cand_d2[order], cand[order]
@@ -234,6 +233,12 @@ def top_farthest(d2: np.ndarray, points: np.ndarray, keep: int) -> tuple[np.ndar
             first.sort()
             return cand_d2[first][:keep], cand[first][:keep]
         size *= 4  # copies of the same points filled the candidates: look further down
+
+
+def _kth_largest(values: np.ndarray, kth: int) -> float:
+    if compiled.AVAILABLE:
+        return compiled.kth_largest(compiled.rows(values), kth)
+    return np.partition(values, len(values) - kth)[len(values) - kth]
 
 
 def lloyd_partial(
@@ -257,13 +262,16 @@ def lloyd_partial(
     minus_two = -2.0 * centers
     labels = np.empty(len(x), dtype=np.int64)
     dist2 = np.empty(len(x), dtype=np.float64)
+    if compiled.AVAILABLE:
+        sums, tallies = np.zeros((k, d)), np.zeros((2, k))
+        for start in range(0, len(x), chunk_rows):
+            stop = start + chunk_rows
+            chunk = x[start:stop]
+            _finish(chunk, minus_two, center_sq, centers, w, labels, dist2, start, (sums, tallies))
+        return _partial(x, w, labels, dist2, sums, keep_far, sample_stride, tallies)
     flat_sums = np.zeros(k * d)
     for start in range(0, len(x), chunk_rows):
         stop = start + chunk_rows
-        if compiled.AVAILABLE:
-            sums = flat_sums.reshape(k, d)
-            _finish(x[start:stop], minus_two, center_sq, centers, w, labels, dist2, start, sums)
-            continue
         chunk = x[start:stop]
         lab, _ = nearest(chunk, minus_two, center_sq)
         labels[start:stop] = lab
@@ -288,6 +296,11 @@ def partial_from_labels(
     the partial is bit-for-bit :func:`lloyd_partial`'s.
     """
     k, d = centers.shape
+    if compiled.AVAILABLE:  # row by row: the chunks do not change the order
+        sums, tallies = np.zeros((k, d)), np.zeros((2, k))
+        weights = compiled.NO_WEIGHTS if w is None else compiled.rows(w)
+        compiled.add_sums(sums, tallies, compiled.rows(x), weights, _labels(labels))
+        return _partial(x, w, labels, dist2, sums, keep_far, sample_stride, tallies)
     chunk_rows = chunk_rows or chunk_rows_for(k, d)
     flat_sums = np.zeros(k * d)
     for start in range(0, len(x), chunk_rows):
@@ -298,14 +311,23 @@ def partial_from_labels(
     return _partial(x, w, labels, dist2, flat_sums.reshape(k, d), keep_far, sample_stride)
 
 
-def _partial(x, w, labels, dist2, sums, keep_far: int, sample_stride: int) -> ClusterPartial:
+def _partial(
+    x, w, labels, dist2, sums, keep_far: int, sample_stride: int, tallies=None
+) -> ClusterPartial:
+    """The partial from labels, distances and sums; ``tallies`` = the compiled pass's
+    ``(Σw, count)`` per cluster (the same sums, in the same order, as the ``bincount`` here)."""
     k = len(sums)
     weights = np.ones(len(x)) if w is None else w
     far_d2, far_points = top_farthest(dist2, x, keep_far)
+    if tallies is None:
+        cluster_w = np.bincount(labels, weights=weights, minlength=k).astype(np.float64)
+        counts = np.bincount(labels, minlength=k)
+    else:
+        cluster_w, counts = tallies[0].copy(), tallies[1].astype(np.int64)
     return ClusterPartial(
         sums=sums,
-        weights=np.bincount(labels, weights=weights, minlength=k).astype(np.float64),
-        counts=np.bincount(labels, minlength=k),
+        weights=cluster_w,
+        counts=counts,
         cost=float(weights @ dist2),
         far_d2=far_d2,
         far_points=far_points,
