@@ -13,6 +13,8 @@ goes: the mode ``auto`` chose and why, and the single-process numpy compute of o
 from __future__ import annotations
 
 import argparse
+import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -30,6 +32,7 @@ class Row:
     blobs: int
     k: int
     counts: tuple[int, int]  # the two iteration counts
+    mllib_counts: tuple[int, int] | None = None  # MLlib's, when its iterations take a minute
 
 
 def rows_of(args: argparse.Namespace) -> list[Row]:
@@ -39,7 +42,15 @@ def rows_of(args: argparse.Namespace) -> list[Row]:
             label=f"{args.rows:,} x 10, k=10", rows=args.rows, d=10, blobs=10, k=10, counts=(5, 25)
         ),
         Row(label=f"{big:,} x 64, k=1,000", rows=big, d=64, blobs=1_000, k=1_000, counts=(2, 6)),
-        Row(label=f"{big:,} x 64, k=4,096", rows=big, d=64, blobs=1_000, k=4_096, counts=(2, 4)),
+        Row(
+            label=f"{big:,} x 64, k=4,096",
+            rows=big,
+            d=64,
+            blobs=1_000,
+            k=4_096,
+            counts=(2, 4),
+            mllib_counts=(1, 2),  # ~1 min per iteration: one repeat, no warm-up
+        ),
     ]
 
 
@@ -82,11 +93,14 @@ def _sklearn(x, centres):
     return fit
 
 
-def two_counts(fit, counts: tuple[int, int], repeats: int, x: np.ndarray, label: str) -> dict:
+def two_counts(
+    fit, counts: tuple[int, int], repeats: int, x: np.ndarray, label: str, warmup: bool = True
+) -> dict:
     """Median fit time at both counts, per-iteration cost, numpy cost of the longer run."""
     times: dict[int, list[float]] = {c: [] for c in counts}
-    warmup, _, _, _ = timed(fit, counts[0])  # JIT, Python workers, broadcasts: not measured
-    out: dict = {"warmup_s": warmup}
+    out: dict = {"counts": list(counts), "repeats": repeats}
+    if warmup:  # JIT, Python workers, broadcasts: not measured
+        out["warmup_s"] = timed(fit, counts[0])[0]
     for rep in range(repeats):
         for n_iter in counts if rep % 2 == 0 else counts[::-1]:
             seconds, (centres, done, extra), l0, l1 = timed(fit, n_iter)
@@ -122,6 +136,61 @@ def compute_floor(x: np.ndarray, centres: np.ndarray, steps: int = 3) -> dict:
     return {"numpy_plain_s": median(plain[1:]), "numpy_bounded_s": median(bounded[1:])}
 
 
+def chunk_budget(k: int, d: int) -> dict:
+    """The chunk the kernels use for ``k × d`` centres and its float64 temporaries' bytes."""
+    from sparkml_jobs.clustering import kernels as kk
+
+    rows = kk.chunk_rows_for(k, d)
+    return {"rows": rows, "bytes": rows * (k + d) * 8, "budget": kk.DISTANCE_BLOCK_BYTES}
+
+
+class WorkerPeak:
+    """Polls the PySpark worker processes (``pyspark.daemon`` and its forks) every 0.2 s and keeps
+    the largest single RSS and the largest sum: the memory of the tasks themselves."""
+
+    def __init__(self) -> None:
+        self.peak_single = self.peak_sum = self.seen = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> WorkerPeak:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from benchmarks.common import _rss_pss
+
+        while not self._stop.is_set():
+            rss = [_rss_pss(pid)[0] for pid in _workers()]
+            if rss:
+                self.seen = max(self.seen, len(rss))
+                self.peak_single = max(self.peak_single, max(rss))
+                self.peak_sum = max(self.peak_sum, sum(rss))
+            self._stop.wait(0.2)
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        return {
+            "peak_single_rss_bytes": self.peak_single,
+            "peak_sum_rss_bytes": self.peak_sum,
+            "max_processes": self.seen,
+        }
+
+
+def _workers() -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    if b"pyspark.daemon" in handle.read():
+                        out.append(int(entry))
+            except OSError:
+                continue
+    return out
+
+
 def _cached(spark, path: str, x: np.ndarray, names: list[str]):
     from benchmarks.measure_kmeans import kmeans_setup
 
@@ -147,13 +216,20 @@ def bench_row(spark, args: argparse.Namespace, row: Row) -> dict:
     }
     out: dict = {"label": row.label, "k": row.k, "rows": row.rows, "d": row.d}
     out["partitions"] = data.blocks.getNumPartitions()
+    out["chunk"] = chunk_budget(row.k, row.d)
     try:
         for name, fit in systems.items():
+            slow = name == "mllib_jvm" and row.mllib_counts is not None
+            counts, repeats = (row.mllib_counts, 1) if slow else (row.counts, args.repeats)
+            watch = WorkerPeak().start() if name == "ours" else None
             try:
-                out[name] = two_counts(fit, row.counts, args.repeats, x, f"{row.label} {name}")
+                out[name] = two_counts(fit, counts, repeats, x, f"{row.label} {name}", not slow)
             except Exception as exc:  # noqa: BLE001 - recorded, the other systems still run
                 say(f"  {row.label} {name}: FAILED {type(exc).__name__}: {str(exc)[:300]}")
                 out[name] = {"error": f"{type(exc).__name__}: {str(exc)[:500]}"}
+            finally:
+                if watch is not None:
+                    out["ours_workers"] = watch.stop()
     finally:
         vectors.unpersist(False)
         data.unpersist()
@@ -196,7 +272,30 @@ def render_rows(rows: list[dict]) -> str:
             f"| {costs} | {_fmt(floor.get('numpy_plain_s'))} / "
             f"{_fmt(floor.get('numpy_bounded_s'))} |"
         )
-    return "\n".join(lines)
+    notes = [_memory_note(r) for r in rows if r.get("ours_workers") or r.get("chunk")]
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def _memory_note(r: dict) -> str:
+    chunk, workers = r.get("chunk") or {}, r.get("ours_workers") or {}
+    mib = 2**20
+    text = f"- {r['label']}: "
+    if chunk:
+        text += (
+            f"chunk {chunk['rows']:,} rows, its distances + differences "
+            f"{chunk['bytes'] / mib:.1f} MB (budget {chunk['budget'] / mib:.0f} MB)"
+        )
+    if workers.get("peak_single_rss_bytes"):
+        raw = r["rows"] * r["d"] * 8 / mib
+        one, total = workers["peak_single_rss_bytes"] / mib, workers["peak_sum_rss_bytes"] / mib
+        text += (
+            f"; ours' Python workers during its fits: largest {one:,.0f} MB RSS, all "
+            f"{workers['max_processes']} together {total:,.0f} MB (raw data {raw:,.0f} MB)"
+        )
+    mllib, ours = r.get("mllib_jvm") or {}, r.get("ours") or {}
+    if mllib.get("counts") and mllib.get("counts") != ours.get("counts"):
+        text += f"; MLlib at {mllib['counts'][0]} and {mllib['counts'][1]} iterations, once"
+    return text
 
 
 def _fmt(seconds) -> str:

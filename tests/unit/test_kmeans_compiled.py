@@ -79,3 +79,20 @@ def test_compiled_and_numpy_kernels_agree(rng, monkeypatch):
     np.testing.assert_allclose(fast.sums, slow.sums, rtol=1e-13)
     np.testing.assert_allclose(fast.cost, slow.cost, rtol=1e-13)
     np.testing.assert_allclose(fast.far_d2, slow.far_d2, rtol=1e-13)
+
+
+@pytest.mark.parametrize("n", [1, 7, 1_000])
+def test_kth_largest_is_numpy_partition(rng, n):
+    values = np.round(rng.normal(size=n), 1)  # many duplicates
+    for kth in sorted({1, 2, n // 2 or 1, n}):
+        want = np.partition(values, n - kth)[n - kth]
+        assert compiled.kth_largest(values, kth) == want
+
+
+def test_partial_tallies_equal_the_bincounts(rng, monkeypatch):
+    x, w = rng.normal(size=(5_000, 3)), rng.uniform(0.1, 2.0, size=5_000)
+    centers = x[:6]
+    fast = kk.lloyd_partial(x, centers, w)
+    labels, _ = kk.assign(x, centers)
+    assert fast.weights.tobytes() == np.bincount(labels, weights=w, minlength=6).tobytes()
+    np.testing.assert_array_equal(fast.counts, np.bincount(labels, minlength=6))
