@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -239,11 +240,23 @@ def bench_row(spark, args: argparse.Namespace, row: Row) -> dict:
 
 def bench_kmeans_scale(spark, args: argparse.Namespace, results: dict) -> None:
     """Fill ``results["kmeans_per_iteration"]`` with one entry per row of :func:`rows_of`."""
-    section = {"method": __doc__.split("\n\n")[1].replace("\n", " "), "rows": []}
+    rows = rows_of(args)
+    wanted = range(len(rows)) if args.kmeans_rows == "all" else _indices(args.kmeans_rows)
+    kept = (results.get("kmeans_per_iteration") or {}).get("rows") or []
+    section = {"method": __doc__.split("\n\n")[1].replace("\n", " "), "rows": list(kept)}
     results["kmeans_per_iteration"] = section
-    for row in rows_of(args):
-        section["rows"].append(bench_row(spark, args, row))
-        say(render_rows([section["rows"][-1]]))
+    for index in wanted:
+        entry = bench_row(spark, args, rows[index])
+        entry["measured"] = datetime.now(UTC).isoformat(timespec="seconds")
+        if index < len(section["rows"]):
+            section["rows"][index] = entry
+        else:
+            section["rows"].append(entry)
+        say(render_rows([entry]))
+
+
+def _indices(text: str) -> list[int]:
+    return sorted({int(v) for v in text.split(",") if v.strip()})
 
 
 def _ratio(a, b) -> str:
@@ -279,7 +292,8 @@ def render_rows(rows: list[dict]) -> str:
 def _memory_note(r: dict) -> str:
     chunk, workers = r.get("chunk") or {}, r.get("ours_workers") or {}
     mib = 2**20
-    text = f"- {r['label']}: "
+    text = f"- {r['label']}" + (f" (measured {r['measured'][:10]})" if r.get("measured") else "")
+    text += ": "
     if chunk:
         text += (
             f"chunk {chunk['rows']:,} rows, its distances + differences "

@@ -139,6 +139,12 @@ def _parser() -> argparse.ArgumentParser:
         default="e2e,formula,load-path,linreg,kmeans,kmeans-default,kmeans-periter,footprint,scaling,wide",
         help="comma-separated subset to run",
     )
+    p.add_argument(
+        "--kmeans-rows",
+        default="all",
+        help="kmeans-periter: which rows to (re-)measure, e.g. 0 or 0,2 (0: k=10, 1: k=1,000, "
+        "2: k=4,096); with --update the other rows of results.json are kept",
+    )
     p.add_argument("--output", help="where results.json / RESULTS.md go (default: see above)")
     p.add_argument(
         "--update",
@@ -175,9 +181,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def _merge_previous(results: dict, previous: dict, sections: set[str]) -> dict:
-    """``previous`` with the re-measured sections dropped, this run appended to its updates."""
-    drop = {key for s in sections if s != "footprint" for key in SECTION_KEYS[s]}
+def _merge_previous(
+    results: dict, previous: dict, sections: set[str], keep: frozenset = frozenset()
+) -> dict:
+    """``previous`` with the re-measured sections dropped (but ``keep``, which the section
+    updates itself), this run appended to its updates."""
+    drop = {key for s in sections if s != "footprint" for key in SECTION_KEYS[s]} - keep
     if "wide" in drop and "wide" in previous:  # keep what earlier attempts ran into
         previous["wide_previous_attempts"] = [
             *previous.get("wide_previous_attempts", []),
@@ -255,7 +264,8 @@ def _start(argv: list[str], args: argparse.Namespace, out_dir: Path) -> tuple[di
     }
     previous = out_dir / "results.json"
     if args.update and previous.exists():
-        results = _merge_previous(results, json.loads(previous.read_text()), args.sections)
+        keep = frozenset() if args.kmeans_rows == "all" else frozenset({"kmeans_per_iteration"})
+        results = _merge_previous(results, json.loads(previous.read_text()), args.sections, keep)
     run = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "sections": sorted(args.sections),
