@@ -22,6 +22,8 @@ Measured (one process, 1 BLAS thread, same run, relative, on a loaded machine; p
 2.07 against 1.49 s — a loss: with ten centres the GEMM is as cheap as the bookkeeping, and the
 exact own-centre distance (needed for the cost) is paid either way. Hence :data:`MIN_K`. A
 block falls back to the full kernel when most of its rows are candidates (first iterations).
+With the compiled kernels that full pass (:func:`nearest_two`) is one GEMM and one loop over the
+rows, as the plain kernel's: the first, unsettled iterations cost about what plain Lloyd costs.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sparkml_jobs.clustering import compiled
 from sparkml_jobs.clustering import kernels as kk
 
 MIN_K = 32  # measured: below ~30 clusters the bookkeeping costs what the skipped GEMM saves
@@ -64,12 +67,19 @@ def nearest_two(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(label, distance to the second-nearest centre): the labels by :func:`~.kernels.nearest`,
     as ``assign`` picks them (bit for bit), the second distance from the same block."""
+    centers = compiled.rows(centers)
     center_sq = np.einsum("ij,ij->i", centers, centers)
     minus_two = -2.0 * centers
     labels = np.empty(len(x), dtype=np.int64)
     second = np.full(len(x), np.inf)
     for start in range(0, len(x), chunk_rows):
         chunk = x[start : start + chunk_rows]
+        if compiled.AVAILABLE:
+            chunk = compiled.rows(chunk)
+            stop = start + len(chunk)
+            g = kk.distance_block(chunk, minus_two)
+            compiled.nearest_two_chunk(chunk, g, center_sq, labels[start:stop], second[start:stop])
+            continue
         lab, g = kk.nearest(chunk, minus_two, center_sq)
         labels[start : start + len(lab)] = lab
         if centers.shape[0] > 1:

@@ -96,3 +96,21 @@ def test_partial_tallies_equal_the_bincounts(rng, monkeypatch):
     labels, _ = kk.assign(x, centers)
     assert fast.weights.tobytes() == np.bincount(labels, weights=w, minlength=6).tobytes()
     np.testing.assert_array_equal(fast.counts, np.bincount(labels, minlength=6))
+
+
+@pytest.mark.parametrize("k", [1, 2, 9])
+def test_nearest_two_matches_numpy(rng, monkeypatch, k):
+    """Labels as ``assign`` picks them; the runner-up distance as numpy's masked minimum."""
+    from sparkml_jobs.clustering import bounds
+
+    x = rng.normal(size=(700, 4)) * 2
+    centers = np.vstack([x[: max(k - 1, 1)], x[:1]])[:k]  # a duplicate centre: exact ties
+    labels, second = bounds.nearest_two(x, centers, chunk_rows=128)
+    np.testing.assert_array_equal(labels, kk.assign(x, centers)[0])
+    monkeypatch.setattr(compiled, "AVAILABLE", False)
+    want_labels, want_second = bounds.nearest_two(x, centers, chunk_rows=128)
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_allclose(second, want_second, rtol=1e-9, atol=1e-9)
+    brute = np.sort(((x[:, None, :] - centers[None]) ** 2).sum(-1), axis=1)
+    if k > 1:
+        np.testing.assert_allclose(second, np.sqrt(brute[:, 1]), rtol=1e-6, atol=1e-6)

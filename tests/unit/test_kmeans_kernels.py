@@ -241,11 +241,15 @@ def test_chunk_rows_keep_the_distance_block_within_budget(k, d):
     rows = kk.chunk_rows_for(k, d)
     assert 1 <= rows <= kk.DEFAULT_CHUNK_ROWS
     assert rows * (k + d) * 8 <= kk.DISTANCE_BLOCK_BYTES
-    if (kk.DEFAULT_CHUNK_ROWS + 1) * (k + d) * 8 <= kk.DISTANCE_BLOCK_BYTES:
+    cached = max(kk.MIN_CACHE_ROWS, kk.CACHE_BLOCK_BYTES // (8 * k))
+    if (kk.DEFAULT_CHUNK_ROWS + 1) * (k + d) * 8 <= kk.DISTANCE_BLOCK_BYTES and cached >= 4_096:
         assert rows == kk.DEFAULT_CHUNK_ROWS  # small k: the measured cache-friendly size
+    elif cached * (k + d) * 8 <= kk.DISTANCE_BLOCK_BYTES:  # in between: a cache-sized block
+        assert rows == cached and rows >= kk.MIN_CACHE_ROWS
     else:  # the largest chunk within the budget
         assert (rows + 1) * (k + d) * 8 > kk.DISTANCE_BLOCK_BYTES
     assert kk.chunk_rows_for(4_096, 64) == 1_008
+    assert kk.chunk_rows_for(1_000, 64) == 1_024
 
 
 def test_large_k_assignment_is_chunked_within_budget(rng, monkeypatch):
