@@ -22,10 +22,8 @@ check-java:
 demo: $(STAMP) check-java
 	$(VENV)/bin/sparkml-jobs demo
 
-# two pytest workers, whole files each (module fixtures such as the standalone cluster stay in one
-# process; each worker has its own shared local[2] session): the suite mostly waits on JVM starts
 test: $(STAMP) check-java
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest
 
 # the Spark-free tests for the edit-test loop (no Java needed): everything under tests/unit, whose
 # conftest refuses the Spark session, so a test added there cannot quietly start Spark
