@@ -1,10 +1,9 @@
 """k-means kernels (numpy, plus the compiled row passes of :mod:`.compiled`): what the
 executors run on a block, and the driver-side steps.
 
-No Spark here: every function takes arrays and returns arrays or a mergeable partial, so it is
-unit-tested on small inputs directly. With numba available (the default install) a chunk's GEMM
-is followed by one compiled loop over its rows; otherwise by the numpy passes below, which give
-the same partials to rounding.
+No Spark here: functions take arrays and return arrays or a mergeable partial (unit-tested on
+small inputs). With numba (the default install) a chunk's GEMM is followed by one compiled loop
+over its rows, else by the numpy passes below (the same partials to rounding).
 """
 
 from __future__ import annotations
