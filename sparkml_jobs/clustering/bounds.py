@@ -72,12 +72,13 @@ def nearest_two(
     minus_two = -2.0 * centers
     labels = np.empty(len(x), dtype=np.int64)
     second = np.full(len(x), np.inf)
+    buffer = np.empty((min(chunk_rows, len(x)), len(centers))) if compiled.AVAILABLE else None
     for start in range(0, len(x), chunk_rows):
         chunk = x[start : start + chunk_rows]
         if compiled.AVAILABLE:
             chunk = compiled.rows(chunk)
             stop = start + len(chunk)
-            g = kk.distance_block(chunk, minus_two)
+            g = kk.distance_block(chunk, minus_two, buffer)
             compiled.nearest_two_chunk(chunk, g, center_sq, labels[start:stop], second[start:stop])
             continue
         lab, g = kk.nearest(chunk, minus_two, center_sq)

@@ -74,10 +74,14 @@ def nearest(chunk: np.ndarray, minus_two_centers: np.ndarray, center_sq: np.ndar
     return g.argmin(axis=1), g
 
 
-def distance_block(chunk: np.ndarray, minus_two_centers: np.ndarray) -> np.ndarray:
+def distance_block(chunk: np.ndarray, minus_two_centers: np.ndarray, out=None) -> np.ndarray:
     """``−2·x·c`` for a chunk's rows and every centre (one GEMM): the ``rows × k`` block that
-    :data:`DISTANCE_BLOCK_BYTES` bounds."""
-    return chunk @ minus_two_centers.T
+    :data:`DISTANCE_BLOCK_BYTES` bounds; into ``out[:rows]`` if given (a buffer reused across
+    chunks: a fresh multi-MB block per chunk is page-faulted in every time — k = 1,000, 1,024
+    rows, one thread: 0.81 s against 0.67 s of GEMM per 250k rows)."""
+    if out is None:
+        return chunk @ minus_two_centers.T
+    return np.matmul(chunk, minus_two_centers.T, out=out[: len(chunk)])
 
 
 def own_distances(x: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -106,10 +110,23 @@ def assign(
     minus_two = -2.0 * centers
     labels = np.empty(len(x), dtype=np.int64)
     dist2 = np.empty(len(x), dtype=np.float64)
+    buffer = None
     for start in range(0, len(x), chunk_rows):
         stop = start + chunk_rows
         if compiled.AVAILABLE:
-            _finish(x[start:stop], minus_two, center_sq, centers, None, labels, dist2, start)
+            buffer = _buffer(buffer, chunk_rows, x, centers)
+            _finish(
+                x[start:stop],
+                minus_two,
+                center_sq,
+                centers,
+                None,
+                labels,
+                dist2,
+                start,
+                None,
+                buffer,
+            )
             continue
         chunk = x[start:stop]
         lab, _ = nearest(chunk, minus_two, center_sq)
@@ -122,17 +139,22 @@ def _labels(labels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(labels, dtype=np.int64)
 
 
-def _finish(chunk, minus_two, center_sq, centers, w, labels, dist2, start, sums=None) -> None:
+def _buffer(buffer, chunk_rows: int, x: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """The distance block reused by every chunk of ``x`` (see :func:`distance_block`)."""
+    return buffer if buffer is not None else np.empty((min(chunk_rows, len(x)), len(centers)))
+
+
+def _finish(chunk, minus_two, center_sq, centers, w, labels, dist2, start, sums, buffer) -> None:
     """One chunk through the compiled pass (:func:`.compiled.finish_chunk`): the GEMM here, the
     labels, exact distances and (``sums`` given: ``(sums, tallies)``) per-cluster sums, weights
-    and counts in one loop over its rows."""
+    and counts in one loop over its rows; the distances go to ``buffer``."""
     chunk = compiled.rows(chunk)
     stop = start + len(chunk)
     add = sums is not None
     sums, tallies = sums if add else (centers[:0], centers[:0])
     compiled.finish_chunk(
         chunk,
-        distance_block(chunk, minus_two),
+        distance_block(chunk, minus_two, buffer),
         center_sq,
         centers,
         compiled.NO_WEIGHTS if w is None else compiled.rows(w[start:stop]),
@@ -272,10 +294,21 @@ def lloyd_partial(
     dist2 = np.empty(len(x), dtype=np.float64)
     if compiled.AVAILABLE:
         sums, tallies = np.zeros((k, d)), np.zeros((2, k))
+        buffer = _buffer(None, chunk_rows, x, centers)
         for start in range(0, len(x), chunk_rows):
-            stop = start + chunk_rows
-            chunk = x[start:stop]
-            _finish(chunk, minus_two, center_sq, centers, w, labels, dist2, start, (sums, tallies))
+            chunk = x[start : start + chunk_rows]
+            _finish(
+                chunk,
+                minus_two,
+                center_sq,
+                centers,
+                w,
+                labels,
+                dist2,
+                start,
+                (sums, tallies),
+                buffer,
+            )
         return _partial(x, w, labels, dist2, sums, keep_far, sample_stride, tallies)
     flat_sums = np.zeros(k * d)
     for start in range(0, len(x), chunk_rows):
@@ -413,38 +446,3 @@ class LloydState:
         self.centers = updated
         self.converged = not empty and (shift < self.tol or shift == 0.0)
         return {**entry, "empty": empty}
-
-
-def encode_partial(index: int, partial: ClusterPartial) -> bytes:
-    """A partial as bytes for the barrier exchange: float64 header + arrays (no pickle).
-
-    The plot sample is not carried: it stays with the task that drew it.
-    """
-    k, d = partial.sums.shape
-    m = len(partial.far_d2)
-    flat = np.concatenate(
-        [
-            [index, k, d, m, partial.keep, partial.cost],
-            partial.sums.ravel(),
-            partial.weights,
-            partial.counts.astype(np.float64),
-            partial.far_d2,
-            partial.far_points.ravel(),
-        ]
-    )
-    return flat.astype(np.float64).tobytes()
-
-
-def decode_partial(payload: bytes) -> tuple[int, ClusterPartial]:
-    flat = np.frombuffer(payload, dtype=np.float64)
-    index, k, d, m, keep = (int(v) for v in flat[:5])
-    cost = float(flat[5])
-    at = 6
-    sums = flat[at : at + k * d].reshape(k, d)
-    at += k * d
-    weights, counts = flat[at : at + k], flat[at + k : at + 2 * k].astype(np.int64)
-    at += 2 * k
-    far_d2, far_points = flat[at : at + m], flat[at + m : at + m + m * d].reshape(m, d)
-    return index, ClusterPartial(
-        sums.copy(), weights.copy(), counts, cost, far_d2.copy(), far_points.copy(), keep=keep
-    )

@@ -34,6 +34,7 @@ import numpy as np
 from sparkml_jobs import progress
 from sparkml_jobs.clustering import kernels as kk
 from sparkml_jobs.clustering import rescale as rs
+from sparkml_jobs.clustering import wire
 from sparkml_jobs.clustering.bounds import MIN_K, Bounds, bounded_partial
 from sparkml_jobs.clustering.standardize import Moments, Standardizer
 from sparkml_jobs.engine.aggregate import merge_locally, tree_aggregate
@@ -341,10 +342,10 @@ def run_barrier(
                 ]
                 payload = b"".join(
                     len(m).to_bytes(8, "big") + m
-                    for m in (kk.encode_partial(source, part) for source, part in mine)
+                    for m in (wire.encode_partial(source, part) for source, part in mine)
                 )
                 gathered = [
-                    kk.decode_partial(m)
+                    wire.decode_partial(m)
                     for bundle in channel.all_gather(payload)
                     for m in split_bundle(bundle)
                 ]

@@ -123,6 +123,23 @@ def test_task_count_follows_sparks_split_rule(tmp_path, rng):
     assert len(few.tasks) == 2  # small data: one task per slot
 
 
+def test_task_count_is_a_multiple_of_the_slots(tmp_path, rng):
+    """Spark's rule asks for 3 splits; on 2 slots that is a short second wave in every pass of
+    an iterative job, so the plan deals the rows into 4 even tasks instead."""
+    path = numeric_file(tmp_path / "one.parquet", rng, rows=4000, row_group_size=100)
+    meta = pq.read_metadata(path)
+    total = 1 + sum(meta.row_group(g).column(0).total_compressed_size for g in range(40))
+    split = (total + 2) // 3
+    assert -(-total // split) == 3  # what Spark's split rule alone gives
+    plan = P.plan(
+        [path], ["a"], case_sensitive=True, partitions=2, max_partition_bytes=split, open_cost=1
+    )
+    sizes = [sum(u.stop - u.start for u in t.units) for t in plan.tasks]
+    assert sizes == [1000, 1000, 1000, 1000]
+    exact = P.plan([path], ["a"], case_sensitive=True, partitions=3, exact=True, **SIZES)
+    assert len(exact.tasks) == 3  # asked for by the caller: kept
+
+
 def test_case_insensitive_names_resolve_to_the_files_own(tmp_path, rng):
     path = numeric_file(tmp_path / "one.parquet", rng)
     plan = P.plan([path], ["A", "b"], case_sensitive=False, partitions=1, **SIZES)
@@ -178,3 +195,20 @@ def test_uneven_row_groups_still_give_the_tasks_asked_for(tmp_path, rng):
     np.testing.assert_array_equal(
         np.vstack([b.values for b in blocks])[:, 0], oracle([str(path)], ["a"])[:, 0]
     )
+
+
+def test_snapping_that_would_unbalance_the_tasks_cuts_groups_instead(tmp_path, rng):
+    """4 groups (131/119/131/119 rows) over 3 tasks: snapped cuts give 131/250/119 rows (one
+    task twice another's work in every pass), so the groups are cut into even ranges."""
+    path = tmp_path / "four.parquet"
+    x = rng.normal(size=500)
+    with pq.ParquetWriter(path, pa.schema([("a", pa.float64())])) as writer:
+        start = 0
+        for n in (131, 119, 131, 119):
+            writer.write_table(pa.table({"a": x[start : start + n]}))
+            start += n
+    plan = P.plan([str(path)], ["a"], case_sensitive=True, partitions=3, exact=True, **SIZES)
+    sizes = [sum(u.stop - u.start for u in t.units) for t in plan.tasks]
+    assert sizes == [167, 166, 167]
+    blocks = [b for task in read_all(plan, 1000) for b in task]
+    np.testing.assert_array_equal(np.vstack([b.values for b in blocks])[:, 0], x)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sparkml_jobs.clustering import kernels as kk
-from sparkml_jobs.clustering import seeding
+from sparkml_jobs.clustering import seeding, wire
 
 
 def test_assign_matches_brute_force(rng):
@@ -188,9 +188,9 @@ def _partial(rng, k: int, d: int, m: int) -> kk.ClusterPartial:
 @pytest.mark.parametrize(("k", "d", "m"), [(1, 1, 0), (3, 2, 3), (7, 5, 2)])
 def test_partial_encode_decode_round_trip_is_bit_exact(rng, k, d, m):
     partial = _partial(rng, k, d, m)
-    index, decoded = kk.decode_partial(kk.encode_partial(11, partial))
+    index, decoded = wire.decode_partial(wire.encode_partial(11, partial))
     assert index == 11
-    assert len(kk.encode_partial(11, partial)) == 8 * (6 + k * d + 2 * k + m + m * d)
+    assert len(wire.encode_partial(11, partial)) == 8 * (6 + k * d + 2 * k + m + m * d)
     for name in ("sums", "weights", "far_d2", "far_points"):
         got, want = getattr(decoded, name), getattr(partial, name)
         assert got.shape == want.shape and got.dtype == np.float64, name
@@ -206,10 +206,10 @@ def test_decoded_partials_merge_like_the_originals(rng):
     x = rng.normal(size=(300, 3))
     centers = x[:4]
     parts = [kk.lloyd_partial(p, centers, keep_far=4) for p in np.array_split(x, 3)]
-    wire = [kk.decode_partial(kk.encode_partial(i, p)) for i, p in enumerate(parts)]
-    assert [i for i, _ in wire] == [0, 1, 2]
+    sent = [wire.decode_partial(wire.encode_partial(i, p)) for i, p in enumerate(parts)]
+    assert [i for i, _ in sent] == [0, 1, 2]
     merged = reduce(kk.ClusterPartial.merge, parts)
-    again = reduce(kk.ClusterPartial.merge, [p for _, p in wire])
+    again = reduce(kk.ClusterPartial.merge, [p for _, p in sent])
     for name in ("sums", "weights", "counts", "far_d2", "far_points"):
         assert getattr(again, name).tobytes() == getattr(merged, name).tobytes(), name
     assert again.cost == merged.cost
@@ -226,8 +226,8 @@ def test_merge_keeps_keep_far_points_when_blocks_have_few_distinct_points():
     blocks = [np.array([p] * 5), np.array([q] * 5), np.array([c, [0.2, 0.8]])]
     whole = kk.lloyd_partial(np.vstack(blocks), centers, keep_far=3)
     parts = [kk.lloyd_partial(b, centers, keep_far=3) for b in blocks]
-    wire = [kk.decode_partial(kk.encode_partial(i, part))[1] for i, part in enumerate(parts)]
-    for pieces in (parts, wire):
+    sent = [wire.decode_partial(wire.encode_partial(i, part))[1] for i, part in enumerate(parts)]
+    for pieces in (parts, sent):
         merged = reduce(kk.ClusterPartial.merge, pieces, kk.ClusterPartial.zero(3, 2))
         assert merged.far_points.tolist() == [p, q, c] == whole.far_points.tolist()
         np.testing.assert_array_equal(merged.far_d2, whole.far_d2)
@@ -258,14 +258,14 @@ def test_large_k_assignment_is_chunked_within_budget(rng, monkeypatch):
     seen = []
     original = kk.distance_block
 
-    def spy(chunk, minus_two):
-        out = original(chunk, minus_two)
-        seen.append(out.nbytes)
-        return out
+    def spy(chunk, minus_two, out=None):
+        block = original(chunk, minus_two, out)
+        seen.append(block.nbytes if out is None else out.nbytes)  # the reused buffer's size
+        return block
 
     monkeypatch.setattr(kk, "distance_block", spy)
     labels, d2 = kk.assign(x, centers)
-    assert len(seen) == 3 and max(seen) <= kk.DISTANCE_BLOCK_BYTES  # 3,000 rows in 1,008-row chunks
+    assert len(seen) == 3 and max(seen) <= kk.DISTANCE_BLOCK_BYTES  # 3,000 rows in 1,022-row chunks
     direct = ((x[:, None, :] - centers[None]) ** 2).sum(-1)
     np.testing.assert_array_equal(labels, direct.argmin(1))
     np.testing.assert_allclose(d2, direct.min(1), rtol=1e-12)
