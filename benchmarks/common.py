@@ -280,9 +280,27 @@ def _rss_pss(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
+def _role(pid: int, root: int) -> str:
+    """Which part of a job a process is: the launching process (``root``), its JVM, Python
+    workers, or the job's own driver (a Python child of the root)."""
+    if pid == root:
+        return "root"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline = handle.read()
+    except OSError:
+        return "other"
+    if b"java" in cmdline.split(b"\0", 1)[0]:
+        return "jvm"
+    if b"pyspark.daemon" in cmdline or b"pyspark.worker" in cmdline:
+        return "workers"
+    return "driver" if b"python" in cmdline else "other"
+
+
 @dataclass
 class TreeMemory:
-    """Polls the process tree under ``pid`` and keeps the peaks (sum over the tree, largest one)."""
+    """Polls the process tree under ``pid`` and keeps the peaks (sum over the tree, largest one),
+    with the split of the peak by role (:func:`_role`) and each role's own peak."""
 
     pid: int
     interval: float = 0.1
@@ -291,6 +309,8 @@ class TreeMemory:
     peak_single_rss: int = 0
     max_processes: int = 0
     samples: int = 0
+    at_peak: dict = field(default_factory=dict)
+    role_peaks: dict = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -306,6 +326,14 @@ class TreeMemory:
             rss = sum(v[0] for v in values)
             if rss:
                 self.samples += 1
+                roles: dict[str, int] = {}
+                for p, v in zip(pids, values, strict=True):
+                    role = _role(p, self.pid)
+                    roles[role] = roles.get(role, 0) + v[0]
+                for role, value in roles.items():
+                    self.role_peaks[role] = max(self.role_peaks.get(role, 0), value)
+                if rss > self.peak_rss_sum:
+                    self.at_peak = roles | {"at": time.strftime("%H:%M:%S")}
                 self.peak_rss_sum = max(self.peak_rss_sum, rss)
                 self.peak_pss_sum = max(self.peak_pss_sum, sum(v[1] for v in values))
                 self.peak_single_rss = max(self.peak_single_rss, max(v[0] for v in values))
@@ -322,6 +350,8 @@ class TreeMemory:
             "peak_single_process_rss_bytes": self.peak_single_rss,
             "max_processes": self.max_processes,
             "samples": self.samples,
+            "peak_rss_by_role_bytes": self.at_peak,
+            "role_peak_rss_bytes": self.role_peaks,
         }
 
 

@@ -280,7 +280,7 @@ def render_rows(rows: list[dict]) -> str:
         floor = r.get("ours_breakdown", {})
         lines.append(
             f"| {r['label']} | {_fmt(per['ours'])} ({(r.get('ours') or {}).get('mode', '?')}) | "
-            f"{_fmt(per['ours_broadcast'])} | {_fmt(per['mllib_jvm'])} | {_fmt(per['sklearn'])} "
+            f"{_fmt(per['ours_broadcast'])} | {_per(r, 'mllib_jvm')} | {_fmt(per['sklearn'])} "
             f"| {_ratio(per['ours'], per['mllib_jvm'])} | {_ratio(per['ours'], per['sklearn'])} "
             f"| {costs} | {_fmt(floor.get('numpy_plain_s'))} / "
             f"{_fmt(floor.get('numpy_bounded_s'))} |"
@@ -310,6 +310,17 @@ def _memory_note(r: dict) -> str:
     if mllib.get("counts") and mllib.get("counts") != ours.get("counts"):
         text += f"; MLlib at {mllib['counts'][0]} and {mllib['counts'][1]} iterations, once"
     return text
+
+
+def _per(r: dict, system: str) -> str:
+    """Per-iteration seconds; when the longer run was not slower (noise above one iteration's
+    cost: MLlib at k = 4,096, run once), the fit times instead."""
+    entry = r.get(system) or {}
+    per, seconds = entry.get("per_iter_s"), entry.get("seconds") or {}
+    if per is None or per > 0 or not seconds:
+        return _fmt(per)
+    fits = ", ".join(f"{median(v):.0f} s at {c} it" for c, v in seconds.items())
+    return f"not resolved ({fits})"
 
 
 def _fmt(seconds) -> str:

@@ -196,6 +196,15 @@ def report(out: dict) -> str:
             f"  of which an idle session held {out['rss_idle_session_bytes'] / gib:.2f} GiB: "
             f"{above / gib:.2f} GiB above it"
         )
+    split, own = out.get("peak_rss_by_role_bytes") or {}, out.get("role_peak_rss_bytes") or {}
+    if split:  # "root" is this process: the job's driver
+        parts = ", ".join(
+            f"{'driver' if role == 'root' else role} {value / gib:.2f}"
+            + (f" (own peak {own[role] / gib:.2f})" if role in own else "")
+            for role, value in sorted(split.items())
+            if role != "at"
+        )
+        lines.append(f"  at the peak ({split.get('at', '?')}), GiB: {parts}")
     return "\n".join(lines)
 
 
