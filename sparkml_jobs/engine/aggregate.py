@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import reduce
+from itertools import groupby
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sparkml_jobs.engine.faults import maybe_fail
 
@@ -36,6 +37,23 @@ class MergeLevel:
 
     width: int
     groups: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pieces(Generic[A]):
+    """How a streamed partial travels as records of bounded size (see :func:`tree_aggregate`).
+
+    ``split(partial)`` cuts one partial into at most ``count`` records on the executor, after its
+    last merge; ``absorb(result, records)`` merges one partial's records, in order, into the
+    driver's running result as they arrive. Shipped as one record, a wide triangle (8,193
+    columns: 268 MB) is held whole by every hop — pickled beside itself in the worker, as byte
+    arrays in the JVM (the stored block, the task result, its serialised copies), pickled again
+    in the driver; as records of a few MB, each in its own shuffle partition, by none of them.
+    """
+
+    split: Callable[[A], Iterable[Any]]
+    absorb: Callable[[A, Iterator[Any]], A]
+    count: int
 
 
 def depth_for(partial_bytes: int, n_partitions: int, budget: int = 256 * 2**20) -> int:
@@ -96,6 +114,7 @@ def tree_aggregate(
     depth: int = 2,
     stream: bool = False,
     timings: dict[str, float] | None = None,
+    pieces: Pieces[A] | None = None,
 ) -> A:
     """Fold every partition with ``seq_op`` from ``zero``, then merge with ``comb_op`` in a tree.
 
@@ -103,8 +122,10 @@ def tree_aggregate(
     until few enough remain to merge on the driver (:func:`merge_levels`). ``stream`` is for
     partials too large to collect together (a wide Gram matrix): the last level is computed in
     one parallel job and kept on the executors' disks, then fetched one partition at a time, so
-    the driver holds only two partials at once. ``timings``, when given, receives ``fold_s`` (the
-    parallel job), ``transfer_s`` (fetching streamed partials) and ``merge_s`` (driver merges).
+    the driver holds only two partials at once — or, with ``pieces``, cut into records that are
+    fetched one at a time (:func:`_stream_pieces`). ``timings``, when given, receives ``fold_s``
+    (the parallel job), ``transfer_s`` (fetching streamed partials) and ``merge_s`` (driver
+    merges).
     """
 
     def fold(index: int, items: Iterable[Any]) -> list[tuple[int, A]]:
@@ -119,6 +140,8 @@ def tree_aggregate(
             .map(lambda group: (group[0], merge_group(group[1], comb_op)))
         )
     clock = timings if timings is not None else {}
+    if stream and pieces is not None:
+        return _stream_pieces(partials, zero, pieces, clock)
     if stream:
         return _stream_merge(partials, zero, comb_op, clock)
     started = time.perf_counter()
@@ -144,20 +167,64 @@ def _stream_merge(partials: RDD, zero: A, comb_op: Callable[[A, A], A], clock: d
     try:
         partials.count()
         clock["fold_s"] = time.perf_counter() - started
-        result, transfer, merging = zero, 0.0, 0.0
         # partition i holds only group i (a small int key hashes to itself): index order
-        iterator = iter(partials.toLocalIterator())
-        while True:
-            started = time.perf_counter()
-            pair = next(iterator, None)
-            transfer += time.perf_counter() - started
-            if pair is None:
-                break
-            started = time.perf_counter()
+        arriving = _Timed(iter(partials.toLocalIterator()))
+        started, result = time.perf_counter(), zero
+        for pair in arriving:
             result = comb_op(result, pair[1])
             del pair  # the driver holds the running merge and one partial, never more
-            merging += time.perf_counter() - started
-        clock["transfer_s"], clock["merge_s"] = transfer, merging
+        clock["transfer_s"] = arriving.waited
+        clock["merge_s"] = time.perf_counter() - started - arriving.waited
         return result
     finally:
         partials.unpersist()
+
+
+def _stream_pieces(partials: RDD, zero: A, pieces: Pieces[A], clock: dict) -> A:
+    """Every partial cut into records (in the task that made it: never pickled whole), record
+    ``j`` of partial ``i`` shuffled to its own partition ``i·count + j``, then fetched one
+    partition at a time and absorbed in that order.
+
+    The shuffle is the one parallel job (its map stage runs with the first fetch): the records
+    wait on the executors' disks, and each later fetch is a small job moving one record, so no
+    JVM or Python process holds more than a record of it. ``fold_s`` is the time until the
+    first record arrives.
+    """
+    split, count = pieces.split, pieces.count
+
+    def records(pair):
+        for j, record in enumerate(split(pair[1])):
+            if j >= count:
+                raise ValueError(f"a partial was cut into more than {count} records")
+            yield (pair[0], j), record
+
+    n = partials.getNumPartitions()  # the partials' keys are 0 … n − 1
+    shuffled = partials.flatMap(records).partitionBy(n * count, lambda key: key[0] * count + key[1])
+    arriving = _Timed(iter(shuffled.toLocalIterator()))
+    started, result = time.perf_counter(), zero
+    for _, group in groupby(arriving, key=lambda item: item[0][0]):
+        result = pieces.absorb(result, (record for _, record in group))
+    first = arriving.waited if arriving.first is None else arriving.first
+    clock["fold_s"], clock["transfer_s"] = first, arriving.waited - first
+    clock["merge_s"] = time.perf_counter() - started - arriving.waited
+    return result
+
+
+class _Timed:
+    """An iterator that adds up the time spent waiting for its items (``waited``; ``first``: for
+    the first one)."""
+
+    def __init__(self, items: Iterator[Any]) -> None:
+        self.items, self.waited, self.first = items, 0.0, None
+
+    def __iter__(self) -> _Timed:
+        return self
+
+    def __next__(self) -> Any:
+        started = time.perf_counter()
+        try:
+            return next(self.items)
+        finally:
+            self.waited += time.perf_counter() - started
+            if self.first is None:
+                self.first = self.waited

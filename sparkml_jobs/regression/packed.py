@@ -4,7 +4,9 @@ A wide design (thousands of columns) makes the co-moment matrix the dominant obj
 columns is 537 MB as a full matrix, 268 MB as its upper triangle. :class:`PackedStats` keeps only
 the triangle — in LAPACK's upper packed order, column ``j`` holding rows ``0 … j`` at offset
 ``j (j + 1) / 2`` — and adds each block to it in place, so a partition holds one triangle, ships
-it once and the driver merges triangles with one packed rank-1 update (``dspr``).
+it once — as records of :data:`PIECE_BYTES` (:meth:`PackedStats.pieces`), which the driver adds
+into its running triangle as they arrive (:meth:`PackedStats.absorb_pieces`), so no hop holds a
+second whole triangle — and triangles merge with one packed rank-1 update.
 
 Numerics are those of :class:`~.stats.SufficientStats`: every block is centred on its own mean and
 merged with the Chan, Golub & LeVeque update. The update's rank-1 term ``f δδᵀ`` is folded into
@@ -17,14 +19,15 @@ the upper triangle plus the panels' diagonal squares — about half the flops of
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import blas
 
 from sparkml_jobs.regression.stats import SufficientStats
 
 PANEL = 256  # columns per panel: big enough for BLAS-3 speed, small enough to waste ~3 % flops
+PIECE_BYTES = 16 * 2**20  # one record of a shipped triangle
 
 
 @functools.lru_cache(maxsize=8)
@@ -103,19 +106,50 @@ class PackedStats:
         return PackedStats(n=self.n + n, w_sum=total, mean=mean, packed=self.packed)
 
     def merge(self, other: PackedStats) -> PackedStats:
-        """Chan et al. merge of two triangles, in place on ``self.packed`` (one ``dspr``)."""
-        np.add(self.packed, other.packed, out=self.packed)
-        if other.w_sum == 0 or self.w_sum == 0:
-            mean = self.mean if other.w_sum == 0 else other.mean
-            return PackedStats(
-                n=self.n + other.n, w_sum=self.w_sum + other.w_sum, mean=mean, packed=self.packed
-            )
-        total = self.w_sum + other.w_sum
-        delta = other.mean - self.mean
-        f = self.w_sum * other.w_sum / total
-        packed = blas.dspr(self.width, f, delta, self.packed, lower=0, overwrite_ap=1)
-        mean = self.mean + delta * (other.w_sum / total)
-        return PackedStats(n=self.n + other.n, w_sum=total, mean=mean, packed=packed)
+        """Chan et al. merge of two triangles, in place on ``self.packed``."""
+        return self.absorb_pieces(self, other.pieces(len(other.packed) * 8 or 8))
+
+    def pieces(self, piece_bytes: int = PIECE_BYTES) -> Iterator:
+        """The statistics as records: ``(n, w_sum, mean)``, then the triangle in consecutive
+        slices of at most ``piece_bytes`` (views: pickling one carries only its own bytes)."""
+        yield self.n, self.w_sum, self.mean
+        step = max(1, piece_bytes // 8)
+        for start in range(0, len(self.packed), step):
+            yield self.packed[start : start + step]
+
+    @staticmethod
+    def piece_count(width: int, piece_bytes: int = PIECE_BYTES) -> int:
+        """How many records :meth:`pieces` yields for statistics of ``width`` columns."""
+        return 1 + -(-int(offsets(width)[-1]) // max(1, piece_bytes // 8))
+
+    @staticmethod
+    def absorb_pieces(acc: PackedStats | None, records: Iterator) -> PackedStats:
+        """``acc`` merged with the statistics whose :meth:`pieces` are ``records``, a slice at a
+        time in ``acc``'s buffer (consumed, as by :meth:`merge`); ``acc=None``: the first
+        statistics, assembled into one new buffer."""
+        n, w_sum, mean = next(records)
+        if acc is None:
+            packed, start = np.empty(offsets(len(mean))[-1]), 0
+            for chunk in records:
+                packed[start : start + len(chunk)] = chunk
+                start += len(chunk)
+            return PackedStats(n=n, w_sum=w_sum, mean=mean, packed=packed)
+        total = acc.w_sum + w_sum
+        both = acc.w_sum > 0 and w_sum > 0
+        delta = mean - acc.mean
+        f = acc.w_sum * w_sum / total if both else 0.0
+        offs, start = offsets(acc.width), 0
+        for chunk in records:
+            stop = start + len(chunk)
+            np.add(acc.packed[start:stop], chunk, out=acc.packed[start:stop])
+            if both:
+                _rank_one_slice(acc.packed, offs, start, stop, f, delta)
+            start = stop
+        if not both:
+            mean = acc.mean if w_sum == 0 else mean
+        else:
+            mean = acc.mean + delta * (w_sum / total)
+        return PackedStats(n=acc.n + n, w_sum=total, mean=mean, packed=acc.packed)
 
     def to_stats(self) -> SufficientStats:
         """The full-matrix statistics the solvers take (one ``m × m`` allocation)."""
@@ -138,3 +172,15 @@ def add_gram(packed: np.ndarray, rows: np.ndarray, panel: int = PANEL) -> None:
         product = rows[:, j0:j1].T @ rows[:, :j1]
         for j in range(j0, j1):
             packed[offs[j] : offs[j + 1]] += product[j - j0, : j + 1]
+
+
+def _rank_one_slice(
+    packed: np.ndarray, offs: np.ndarray, start: int, stop: int, f: float, delta: np.ndarray
+) -> None:
+    """``packed[start:stop] += (f δδᵀ)`` restricted to those packed positions: column ``j``'s
+    entries ``i`` get ``δᵢ·(f δⱼ)`` (the operation order of BLAS's reference ``dspr``)."""
+    j = int(np.searchsorted(offs, start, side="right")) - 1
+    while j < len(delta) and offs[j] < stop:
+        lo, hi = max(start, int(offs[j])), min(stop, int(offs[j + 1]))
+        packed[lo:hi] += delta[lo - offs[j] : hi - offs[j]] * (f * delta[j])
+        j += 1

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sparkml_jobs.engine.aggregate import depth_for, tree_aggregate
+from sparkml_jobs.engine.aggregate import Pieces, depth_for, tree_aggregate
 from sparkml_jobs.engine.broadcast import broadcast_scope
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io.blocks import Counts
@@ -118,9 +118,11 @@ def aggregate_wide(
 
     The blocks are regrouped (no shuffle) to one partition per task slot; each task adds
     its blocks in place to one packed triangle (:class:`~.packed.PackedStats`, half a GEMM per
-    block) and ships it once; the driver streams the partials in, merging two at a time, and
-    unpacks the result once. ``timings`` receives ``partials``, ``fold_s`` (the parallel Gram
-    job), ``transfer_s``, ``merge_s`` and ``unpack_s``.
+    block) and ships it once, in records of a few MB (``Pieces`` of
+    :mod:`~sparkml_jobs.engine.aggregate`); the driver adds them into its running triangle as
+    they arrive and unpacks the result once. ``timings``
+    receives ``partials``, ``fold_s`` (the parallel Gram job), ``transfer_s``, ``merge_s`` and
+    ``unpack_s``.
     """
     width = data.n_features + 1
     n_cols = len(data.columns)
@@ -147,7 +149,10 @@ def aggregate_wide(
     blocks = data.at_most(max(1, data.blocks.context.defaultParallelism))
     clock = timings if timings is not None else {}
     clock["partials"] = blocks.getNumPartitions()
-    packed, counts, ranges = tree_aggregate(blocks, zero, add, merge, 1, stream=True, timings=clock)
+    pieces = Pieces(_split_wide, _absorb_wide, 1 + pk.PackedStats.piece_count(width))
+    packed, counts, ranges = tree_aggregate(
+        blocks, zero, add, merge, 1, stream=True, timings=clock, pieces=pieces
+    )
     started = time.perf_counter()
     stats = (packed or pk.PackedStats.zero(width)).to_stats()
     clock["unpack_s"] = time.perf_counter() - started
@@ -163,6 +168,23 @@ def aggregate_wide(
         extra={"timings": dict(clock)},
     )
     return stats, counts, ranges
+
+
+def _split_wide(partial):
+    """A wide partial as records: its counts and ranges, then its triangle in pieces."""
+    stats, counts, ranges = partial
+    yield counts, ranges, stats is not None
+    if stats is not None:
+        yield from stats.pieces()
+
+
+def _absorb_wide(acc, records):
+    counts, ranges, has_stats = next(records)
+    stats = acc[0]
+    if has_stats:
+        with np.errstate(over="ignore", invalid="ignore"):
+            stats = pk.PackedStats.absorb_pieces(stats, records)
+    return stats, acc[1].merge(counts), acc[2].merge(ranges)
 
 
 def aggregate_r(data: BlockData, fit_intercept: bool, depth: int = 2) -> tsqr.RFactor:
@@ -183,8 +205,14 @@ def aggregate_r(data: BlockData, fit_intercept: bool, depth: int = 2) -> tsqr.RF
             return acc.add(x, y, w, fit_intercept)
 
         blocks = data.at_most(max(1, blocks.context.defaultParallelism))
+        size = pk.PIECE_BYTES
+        pieces = Pieces(
+            lambda stacked: stacked.pieces(size),
+            tsqr.StackedR.absorb_pieces,
+            tsqr.StackedR.piece_count(width, size),
+        )
         stacked = tree_aggregate(
-            blocks, tsqr.StackedR.zero(width), add_wide, tsqr.StackedR.merge, 1, stream=True
+            blocks, tsqr.StackedR.zero(width), add_wide, tsqr.StackedR.merge, 1, True, None, pieces
         )
         return stacked.to_factor()
     return tree_aggregate(blocks, zero, add, tsqr.RFactor.merge, depth)

@@ -8,6 +8,7 @@ residual sum of squares is read off the last diagonal entry. Standard errors com
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,6 +130,31 @@ class StackedR:
 
     def to_factor(self) -> RFactor:
         return self.fold().factor
+
+    def pieces(self, piece_bytes: int) -> Iterator:
+        """The folded R as records: ``(shape, n)``, then its upper trapezoid (:func:`pack_rows`)
+        in consecutive slices of at most ``piece_bytes``."""
+        factor = self.to_factor()
+        yield factor.r.shape, factor.n
+        packed, step = pack_rows(factor.r), max(1, piece_bytes // 8)
+        for start in range(0, len(packed), step):
+            yield packed[start : start + step]
+
+    @staticmethod
+    def piece_count(width: int, piece_bytes: int) -> int:
+        """The most records :meth:`pieces` yields for ``width`` columns (R at most square)."""
+        return 1 + -(-(width * (width + 1) // 2) // max(1, piece_bytes // 8))
+
+    @staticmethod
+    def absorb_pieces(acc: StackedR, records: Iterator) -> StackedR:
+        """``acc`` merged with the R whose :meth:`pieces` are ``records``."""
+        shape, n = next(records)
+        k, m = shape
+        packed, start = np.empty(k * m - k * (k - 1) // 2), 0
+        for chunk in records:
+            packed[start : start + len(chunk)] = chunk
+            start += len(chunk)
+        return acc.merge(StackedR(_unpack_r(packed, shape, n)))
 
 
 def _triangle(z: np.ndarray) -> np.ndarray:

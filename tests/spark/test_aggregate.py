@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sparkml_jobs.engine.aggregate import merge_levels, merge_locally, tree_aggregate
+from sparkml_jobs.engine.aggregate import Pieces, merge_levels, merge_locally, tree_aggregate
 
 
 def nest(a, b):
@@ -23,3 +23,29 @@ def test_spark_merges_in_the_planned_tree_in_partition_order(spark, partitions, 
     leaves = [(i, tuple(range(4 * i, 4 * i + 4))) for i in range(partitions)]
     assert got == merge_locally(leaves, (), nest, depth)
     assert bool(merge_levels(partitions, depth)) == (partitions > 6)  # levels ran on executors
+
+
+def _absorb(acc, records):
+    size = next(records)
+    items = tuple(records)
+    assert len(items) == size  # every record of one partial, and only those
+    return (*acc, items)
+
+
+@pytest.mark.parametrize(("partitions", "depth"), [(3, 1), (23, 2)])
+def test_streamed_partials_travel_in_pieces_and_merge_in_partition_order(spark, partitions, depth):
+    """A partial cut into records (a header, then one record per item) is absorbed by the driver
+    record by record: the result is the one the whole partials give, in partition order."""
+    rdd = spark.sparkContext.parallelize(range(4 * partitions), partitions)
+    concat = lambda a, b: (*a, *b)  # noqa: E731 - the fold's own merge
+    levels = merge_levels(partitions, depth)
+    size = 4 * (levels[0].width if levels else 1)  # items in the largest partial
+    pieces = Pieces(split=lambda t: [len(t), *t], absorb=_absorb, count=1 + size)
+    timings: dict[str, float] = {}
+    got = tree_aggregate(rdd, (), lambda acc, x: (*acc, x), concat, depth, True, timings, pieces)
+    assert len(got) == (levels[-1].groups if levels else partitions)  # one entry per partial
+    assert [x for partial in got for x in partial] == list(range(4 * partitions))
+    too_few = Pieces(split=pieces.split, absorb=_absorb, count=size)  # no room for the header
+    with pytest.raises(Exception, match="more than"):
+        tree_aggregate(rdd, (), lambda acc, x: (*acc, x), concat, depth, True, None, too_few)
+    assert {"fold_s", "transfer_s", "merge_s"} <= set(timings)

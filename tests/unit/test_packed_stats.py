@@ -119,3 +119,40 @@ def test_sufficient_stats_pickle_ships_the_triangle_and_round_trips():
     np.testing.assert_array_equal(back.comoment, s.comoment)
     assert back.n == s.n and back.w_sum == s.w_sum
     assert len(payload) < 8 * (40 * 41 // 2 + 40) + 500  # the triangle and the mean, no more
+
+
+def _copy(s: pk.PackedStats) -> pk.PackedStats:
+    return pk.PackedStats(n=s.n, w_sum=s.w_sum, mean=s.mean.copy(), packed=s.packed.copy())
+
+
+@pytest.mark.parametrize("piece_bytes", [8, 8 * 7, 8 * 1000, 8 * 10**6])
+def test_statistics_shipped_in_pieces_merge_as_whole_partials(piece_bytes):
+    """The records of :meth:`pieces`, pickled one by one as the JVM carries them, rebuild a
+    partial bit for bit and merge into a running triangle bit for bit as :meth:`merge` does;
+    and against the two-pass oracle."""
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(500, 40)) * rng.uniform(0.1, 10, size=40) + 7.0
+    w = rng.uniform(0.5, 2.0, size=500)
+    a, b = absorb_all(z[:200], w[:200], [50]), absorb_all(z[200:], w[200:], [100])
+    records = [pickle.loads(pickle.dumps(r)) for r in b.pieces(piece_bytes)]
+    assert all(np.asarray(r).nbytes <= max(piece_bytes, 8) for r in records[1:])
+    rebuilt = pk.PackedStats.absorb_pieces(None, iter(records))
+    assert rebuilt.packed.tobytes() == b.packed.tobytes()
+    assert (rebuilt.n, rebuilt.w_sum, rebuilt.mean.tobytes()) == (b.n, b.w_sum, b.mean.tobytes())
+    streamed = pk.PackedStats.absorb_pieces(_copy(a), iter(records))
+    whole = _copy(a).merge(_copy(b))
+    assert streamed.packed.tobytes() == whole.packed.tobytes()
+    assert streamed.mean.tobytes() == whole.mean.tobytes() and streamed.n == whole.n == 500
+    mean, comoment = oracle(z, w)
+    np.testing.assert_allclose(streamed.mean, mean, rtol=1e-13)
+    np.testing.assert_allclose(streamed.to_stats().comoment, comoment, rtol=1e-11, atol=1e-9)
+
+
+def test_merge_is_the_packed_rank_one_update():
+    """The slice-wise rank-1 term equals BLAS's ``dspr`` on the whole triangle (to rounding)."""
+    rng = np.random.default_rng(6)
+    a = absorb_all(rng.normal(size=(30, 9)), None, [10])
+    b = absorb_all(rng.normal(size=(20, 9)) + 3.0, None, [5])
+    f, delta = a.w_sum * b.w_sum / (a.w_sum + b.w_sum), b.mean - a.mean
+    expected = blas.dspr(9, f, delta, a.packed + b.packed, lower=0)
+    np.testing.assert_allclose(_copy(a).merge(b).packed, expected, rtol=1e-14, atol=1e-13)

@@ -162,3 +162,24 @@ def test_blocked_cholesky_reports_the_first_failing_minor(rng):
 
     _, want = linalg.lapack.dpotrf(spd, lower=1)
     assert info == want == 26
+
+
+@pytest.mark.parametrize(("rows", "piece_bytes"), [(60, 8 * 5), (60, 8 * 10**6), (9, 8 * 3)])
+def test_stacked_r_shipped_in_pieces_merges_as_the_whole_factor(rows, piece_bytes):
+    """The records of ``pieces`` (pickled one by one), absorbed by the driver, merge bit for bit
+    as the whole partial does; a short R (fewer rows than columns) travels too."""
+    import pickle
+
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(rows + 30, 12)), rng.normal(size=rows + 30)
+    a = StackedR.zero(14).add(x[:30], y[:30], None, True)
+    b = StackedR.zero(14).add(x[30:], y[30:], None, True)
+    records = [pickle.loads(pickle.dumps(r)) for r in b.pieces(piece_bytes)]
+    assert len(records) <= StackedR.piece_count(14, piece_bytes)
+    got = StackedR.absorb_pieces(a, iter(records)).to_factor()
+    whole = a.merge(b).to_factor()
+    assert got.n == whole.n == rows + 30
+    # equal values (zeros below the diagonal travel as +0.0, as a pickled RFactor's do)
+    np.testing.assert_array_equal(got.r, whole.r)
+    first = StackedR.absorb_pieces(StackedR.zero(14), iter(records)).to_factor()
+    np.testing.assert_array_equal(first.r, b.to_factor().r)
