@@ -184,7 +184,9 @@ def wide_paragraph(results: dict) -> list[str]:
         "",
         "Each run its own process with a time limit; the statistics pass split into the "
         "parallel Gram job, the transfer of the partials to the driver and their merge + unpack; "
-        f"{wide.get('partitions')} cached partitions, raw {mb(wide.get('raw_bytes'))}, an idle "
+        f"{wide.get('partitions')} partitions "
+        f"({'planned, read by the fit' if wide.get('read_in_fit') else 'cached'}), "
+        f"raw {mb(wide.get('raw_bytes'))}, an idle "
         f"session already holds {gib(wide.get('rss_idle_session_bytes'))}. "
         f"1-min load before / after each: {load_span(measured_loads(wide))}.",
         "",
