@@ -199,7 +199,8 @@ def _stream_pieces(partials: RDD, zero: A, pieces: Pieces[A], clock: dict) -> A:
             yield (pair[0], j), record
 
     n = partials.getNumPartitions()  # the partials' keys are 0 … n − 1
-    shuffled = partials.flatMap(records).partitionBy(n * count, lambda key: key[0] * count + key[1])
+    slots = max(1, n * count)  # an RDD of no partitions still gives a (zero) result
+    shuffled = partials.flatMap(records).partitionBy(slots, lambda key: key[0] * count + key[1])
     arriving = _Timed(iter(shuffled.toLocalIterator()))
     started, result = time.perf_counter(), zero
     for _, group in groupby(arriving, key=lambda item: item[0][0]):

@@ -49,3 +49,9 @@ def test_streamed_partials_travel_in_pieces_and_merge_in_partition_order(spark, 
     with pytest.raises(Exception, match="more than"):
         tree_aggregate(rdd, (), lambda acc, x: (*acc, x), concat, depth, True, None, too_few)
     assert {"fold_s", "transfer_s", "merge_s"} <= set(timings)
+
+
+def test_no_partitions_streamed_in_pieces_give_the_zero(spark):
+    empty = spark.sparkContext.emptyRDD()
+    pieces = Pieces(split=lambda t: [len(t), *t], absorb=_absorb, count=3)
+    assert tree_aggregate(empty, (), lambda acc, x: (*acc, x), None, 1, True, None, pieces) == ()
