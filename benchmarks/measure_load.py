@@ -30,12 +30,13 @@ def _selection(spark, path: str, direct: bool = False):
     """Our selection of the file (features + label, cast to double) and its blocks, lazily:
     read by the tasks (``direct``) or by Spark's reader."""
     from sparkml_jobs.io import read as sdr
+    from sparkml_jobs.io.direct import DIRECT_KEY
 
-    spark.conf.set(sdr.DIRECT_KEY, str(direct).lower())
+    spark.conf.set(DIRECT_KEY, str(direct).lower())
     try:
         data = sdr.load(spark, path, "parquet", label="label")
     finally:
-        spark.conf.unset(sdr.DIRECT_KEY)
+        spark.conf.unset(DIRECT_KEY)
     assert data.rereadable == direct
     return data
 

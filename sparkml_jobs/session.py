@@ -71,7 +71,9 @@ def get_session(
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
-    log.info("spark session: master=%s", spark.sparkContext.master)
+    if not getattr(spark, "_sparkml_announced", False):  # once, not again from start_early's
+        spark._sparkml_announced = True  # type: ignore[attr-defined]  (thread and the action)
+        log.info("spark session: master=%s", spark.sparkContext.master)
     return spark
 
 

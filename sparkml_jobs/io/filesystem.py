@@ -155,6 +155,22 @@ class HadoopFileSystem:
             local.append(str(self._jvm.java.nio.file.Paths.get(resolved).toString()))
         return local
 
+    def listing(self, directory: str) -> list[tuple[str, Status]]:
+        """Every child of ``directory`` as ``(URI, status)``, sorted by URI (``[]`` if missing)."""
+        jpath = self._path(directory)
+        try:
+            statuses = self._fs(jpath).listStatus(jpath)
+        except Exception as exc:
+            if java_error(exc)[0] == "FileNotFoundException":
+                return []
+            raise explain("list", directory, exc) from exc
+        children = []
+        for st in statuses:
+            kind = "dir" if st.isDirectory() else "file"
+            status = Status(kind, int(st.getLen()), int(st.getModificationTime()))
+            children.append((str(st.getPath().toString()), status))
+        return sorted(children)
+
     def list_names(self, directory: str) -> list[str]:
         jpath = self._path(directory)
         try:

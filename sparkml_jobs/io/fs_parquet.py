@@ -85,6 +85,16 @@ def _file_names(
     return tuple(names)
 
 
+def column_types(path: str) -> dict[str, pa.DataType] | None:
+    """The top-level columns of a Parquet file and their types, from its footer, in the file's
+    order (``None``: a footer pyarrow cannot read; Spark's reader then says what is wrong)."""
+    try:
+        schema = pq.read_schema(path)
+    except Exception:  # not Parquet to pyarrow, encrypted, unreadable
+        return None
+    return {field.name: field.type for field in schema}
+
+
 def plan(
     files: list[str],
     columns: list[str],

@@ -17,7 +17,8 @@ convert it before the job). Booleans count as 0/1. Internal columns are position
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -27,7 +28,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkml_jobs.errors import InputError
-from sparkml_jobs.io import fs_parquet
+from sparkml_jobs.io import direct, fs_parquet
 from sparkml_jobs.io.blocks import (
     BLOCK_BYTES,
     DEFAULT_BLOCK_ROWS,
@@ -40,7 +41,6 @@ from sparkml_jobs.io.blocks import (
     group_batches,
 )
 from sparkml_jobs.io.dataset import BlockData, check_counts
-from sparkml_jobs.io.filesystem import for_session
 from sparkml_jobs.io.sources import (
     MULTILINE_MAX_BYTES,
     col,
@@ -113,7 +113,23 @@ def resolve_columns(
 ) -> list[str]:
     """Check the requested columns exist and are numeric; default features are every column but
     label/weight."""
+    default = features is None
     available = data_columns(frame)
+    features = check_names(available, source, label=label, features=features, weight=weight)
+    _check_types(frame, source, features, label, weight, default)
+    return features
+
+
+def check_names(
+    available: list[str],
+    source: str,
+    *,
+    label: str | None,
+    features: list[str] | None,
+    weight: str | None = None,
+) -> list[str]:
+    """The feature columns: the requested ones checked against ``available`` (every one exists,
+    none twice, none also the label or weight), or every column but the label and weight."""
     for role, name in (("label", label), ("weight", weight)):
         if name is not None and name not in available:
             raise InputError(
@@ -121,7 +137,6 @@ def resolve_columns(
             )
     if weight is not None and weight == label:
         raise InputError(f"{source}: the weight column '{weight}' is also the label")
-    default = features is None
     if features is None:
         features = [c for c in available if c not in (label, weight)]
     unknown = [c for c in features if c not in available]
@@ -138,7 +153,6 @@ def resolve_columns(
         raise InputError(f"{source}: the weight column '{weight}' is also listed as a feature")
     if not features:
         raise InputError(f"{source}: no feature columns to use")
-    _check_types(frame, source, features, label, weight, default)
     return features
 
 
@@ -228,15 +242,19 @@ def to_blocks(
 
 class _LazySelection:
     """:func:`typed_selection`, planned on first use: only the error path needs it, and planning
-    ``2 × columns`` expressions takes ~11 s at 2,000 columns (most of a wide load)."""
+    ``2 × columns`` expressions takes ~11 s at 2,000 columns (most of a wide load). ``frame`` may
+    itself be a function that reads the frame (a direct Parquet load never builds one else)."""
 
-    def __init__(self, frame: DataFrame, columns: list[str]) -> None:
+    def __init__(self, frame: DataFrame | Callable[[], DataFrame], columns: list[str]) -> None:
         self._args = (frame, columns)
         self._typed: DataFrame | None = None
 
     def __getattr__(self, name: str):
         if self._typed is None:
-            self._typed = typed_selection(*self._args)
+            frame, columns = self._args
+            if not isinstance(frame, DataFrame):
+                frame = frame()
+            self._typed = typed_selection(frame, columns)
         return getattr(self._typed, name)
 
 
@@ -259,27 +277,31 @@ def load(
     num_partitions: int | None = None,
 ) -> BlockData:
     """Read a source and select its columns into blocks (see the module docstring); Parquet on a
-    local file system is read by the tasks themselves (:func:`local_parquet_blocks`)."""
+    local file system is read by the tasks themselves (:mod:`~.direct`), planned without Spark's
+    reader when the path is a plain file or directory."""
+    if fmt == "parquet":
+        listed = load_listed_parquet(
+            spark,
+            path,
+            label=label,
+            features=features,
+            weight=weight,
+            block_rows=block_rows,
+            num_partitions=num_partitions,
+        )
+        if listed is not None:
+            return listed
     frame = read_source(spark, path, fmt, delimiter=delimiter)
     features = resolve_columns(frame, path, label=label, features=features, weight=weight)
     if fmt == "parquet":
         columns = features + [c for c in (label, weight) if c is not None]
-        blocks = local_parquet_blocks(frame, path, columns, block_rows, num_partitions)
+        local = direct.frame_files(frame, path)
+        blocks = None
+        if local:
+            blocks = direct.planned_blocks(spark, path, local, columns, block_rows, num_partitions)
         if blocks is not None:
-
-            def regroup(n: int) -> RDD:
-                again = local_parquet_blocks(frame, path, columns, block_rows, n)
-                return again if again is not None else blocks.coalesce(n)  # files changed
-
-            return BlockData(
-                blocks=blocks,
-                regroup=regroup,
-                features=features,
-                label=label,
-                weight=weight,
-                source=path,
-                frame=_LazySelection(frame, columns),  # type: ignore[arg-type]
-                rereadable=True,
+            return _direct_data(
+                spark, path, local, blocks, frame, features, label, weight, block_rows
             )
     return to_blocks(
         frame,
@@ -292,65 +314,62 @@ def load(
     )
 
 
-DIRECT_KEY = "spark.sparkml.parquet.direct"  # "false": always decode Parquet in the JVM
-
-
-def local_parquet_blocks(
-    frame: DataFrame,
+def load_listed_parquet(
+    spark: SparkSession,
     path: str,
-    columns: list[str],
+    *,
+    label: str | None,
+    features: list[str] | None,
+    weight: str | None = None,
     block_rows: int = DEFAULT_BLOCK_ROWS,
     num_partitions: int | None = None,
-) -> RDD | None:
-    """The blocks of a Parquet ``frame`` read by pyarrow in the tasks (see :mod:`~.fs_parquet`),
-    or ``None`` (then Spark's reader decodes): files not all local, or a column Spark must cast.
-
-    The plan is one small task description per partition (``parallelize``): no JVM decode and
-    no Arrow stream through the JVM. Measured on 2M × 21 doubles, local[2], cold: first pass
-    3.1 s against 9.3 s; a second uncached pass 0.6 s against 2.5 s.
-    """
-    spark = frame.sparkSession
-    if spark.conf.get(DIRECT_KEY, "true").lower() == "false":
+    booleans: bool = True,
+) -> BlockData | None:
+    """Local Parquet planned from :func:`~.direct.listed_files` and the first file's footer,
+    without Spark's reader; ``None`` whenever that reader should decide (and say what is wrong:
+    an unknown column is reported by the Spark path, which reads the schema as Spark does), or a
+    selected column is boolean and not ``booleans`` (linreg codes it as a category)."""
+    if not direct.enabled(spark):
         return None
-    files = list(frame.inputFiles())
-    local = for_session(spark).local_paths(files)
-    if local is None:
-        log.info("%s: not on a local file system, Spark's Parquet reader decodes it", path)
+    local = direct.listed_files(spark, path)
+    types = fs_parquet.column_types(local[0]) if local else None
+    if types is None:
         return None
-    sc = spark.sparkContext
     try:
-        conf = spark._jsparkSession.sessionState().conf()
-        sizes = int(conf.filesMaxPartitionBytes()), int(conf.filesOpenCostInBytes())
-        case_sensitive = bool(conf.caseSensitiveAnalysis())
-    except Exception:  # py4j: internal API moved; Spark's defaults
-        sizes, case_sensitive = (128 * 2**20, 4 * 2**20), False
-    width = len(columns)
-    block_rows = max(256, min(block_rows, BLOCK_BYTES // (8 * width)))
-    planned = fs_parquet.plan(
-        local,
-        columns,
-        case_sensitive=case_sensitive,
-        partitions=num_partitions or sc.defaultParallelism,
-        max_partition_bytes=sizes[0],
-        open_cost=sizes[1],
-        exact=num_partitions is not None,
-    )
-    if isinstance(planned, str):
-        log.info("%s: Spark's Parquet reader decodes it: %s", path, planned)
+        features = check_names(list(types), path, label=label, features=features, weight=weight)
+    except InputError:
         return None
-    log.info(
-        "%s: %d rows in %d files read by pyarrow in %d tasks",
-        path,
-        planned.rows,
-        planned.files,
-        len(planned.tasks),
+    used = features + [c for c in (label, weight) if c is not None]
+    if not booleans and any(pa.types.is_boolean(types[c]) for c in used):
+        return None
+    columns = features + [c for c in (label, weight) if c is not None]
+    blocks = direct.planned_blocks(spark, path, local, columns, block_rows, num_partitions)
+    if blocks is None:
+        return None
+    frame = partial(read_source, spark, path, "parquet")
+    return _direct_data(spark, path, local, blocks, frame, features, label, weight, block_rows)
+
+
+def _direct_data(
+    spark, path, local, blocks, frame, features, label, weight, block_rows
+) -> BlockData:
+    """The :class:`BlockData` of a direct read; ``regroup`` plans the same files again."""
+    columns = features + [c for c in (label, weight) if c is not None]
+
+    def regroup(n: int) -> RDD:
+        again = direct.planned_blocks(spark, path, local, columns, block_rows, n)
+        return again if again is not None else blocks.coalesce(n)  # files changed
+
+    return BlockData(
+        blocks=blocks,
+        regroup=regroup,
+        features=features,
+        label=label,
+        weight=weight,
+        source=path,
+        frame=_LazySelection(frame, columns),  # type: ignore[arg-type]
+        rereadable=True,
     )
-
-    def read(tasks: Iterator[fs_parquet.Task]) -> Iterator[Block]:
-        for task in tasks:  # one per partition
-            yield from fs_parquet.read_task(task, block_rows)
-
-    return sc.parallelize(planned.tasks, len(planned.tasks)).mapPartitions(read)
 
 
 def read_for_scoring(

@@ -68,7 +68,20 @@ def linreg_fit(args: argparse.Namespace) -> dict[str, Any]:
 
 def _linreg_fit_data(spark, args: argparse.Namespace):
     """(BlockData, design): a --formula, or --features with a text or boolean column, is
-    encoded (levels found in one scan); plain numeric features take the direct path."""
+    encoded (levels found in one scan); plain numeric features take the direct path, local
+    Parquet of numbers without building Spark's reader at all."""
+    if args.format == "parquet" and not args.formula and not skipping(args):
+        data = read.load_listed_parquet(
+            spark,
+            args.input,
+            label=args.label,
+            features=args.features,
+            weight=args.weight_col,
+            num_partitions=args.partitions,
+            booleans=False,
+        )
+        if data is not None:
+            return data, None
     frame = sources.read_source(spark, args.input, args.format, delimiter=args.delimiter)
     if args.formula:
         formula = fm.parse(args.formula)

@@ -350,3 +350,41 @@ def test_parquet_and_libsvm_inputs_give_the_csv_model(spark, tmp_path, capsys):
         np.testing.assert_allclose(
             docs[fmt]["summary"]["std_errors"], docs["csv"]["summary"]["std_errors"], rtol=1e-10
         )
+
+
+def test_local_parquet_fits_numbers_directly_and_codes_a_boolean_as_a_category(
+    spark, tmp_path, capsys
+):
+    """A Parquet of numbers is planned from its footers; a boolean feature still takes the
+    formula path (a treatment dummy), as with Spark's reader. Both equal ``np.linalg.lstsq``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(11)
+    x, flag = rng.normal(size=500), rng.random(500) < 0.3
+    y = 1.5 + 2.0 * x - 0.7 * flag + 0.1 * rng.normal(size=500)
+    path = tmp_path / "table"
+    path.mkdir()
+    table = pa.table({"x": x, "n": np.arange(500) % 7, "flag": flag, "y": y})
+    pq.write_table(table.slice(0, 200), path / "part-0.parquet")
+    pq.write_table(table.slice(200), path / "part-1.parquet")
+    (path / "_SUCCESS").write_text("")
+    fits = {}
+    for name, features in (("numbers", "x,n"), ("boolean", "x,flag")):
+        out = tmp_path / name
+        code, _, err = run_cli(
+            capsys,
+            "linreg", "fit", "--input", str(path), "--format", "parquet", "--label", "y",
+            "--features", features, "--output", str(out),
+        )  # fmt: skip
+        assert code == 0, err
+        fits[name] = json.loads((out / "model.json").read_text())
+    numbers = np.column_stack([np.ones(500), x, np.arange(500) % 7])
+    want = np.linalg.lstsq(numbers, y, rcond=None)[0]
+    got = fits["numbers"]
+    assert got["features"] == ["x", "n"] and got["summary"]["n"] == 500
+    np.testing.assert_allclose([got["intercept"], *got["coefficients"]], want, rtol=1e-10)
+    coded = fits["boolean"]
+    assert coded["features"] == ["flag[T.True]", "x"]
+    want = np.linalg.lstsq(np.column_stack([np.ones(500), flag, x]), y, rcond=None)[0]
+    np.testing.assert_allclose([coded["intercept"], *coded["coefficients"]], want, rtol=1e-10)

@@ -8,7 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sparkml_jobs.io import read
+from sparkml_jobs.errors import InputError
+from sparkml_jobs.io import direct, read
 from sparkml_jobs.io.blocks import Counts
 
 DIRECT = "ParallelCollectionRDD"  # the direct path's lineage: task descriptions, not a scan
@@ -23,11 +24,11 @@ def collect(data):
 
 
 def jvm_load(spark, *args, **kwargs):
-    spark.conf.set(read.DIRECT_KEY, "false")
+    spark.conf.set(direct.DIRECT_KEY, "false")
     try:
         return read.load(spark, *args, **kwargs)
     finally:
-        spark.conf.unset(read.DIRECT_KEY)
+        spark.conf.unset(direct.DIRECT_KEY)
 
 
 @pytest.fixture
@@ -150,3 +151,71 @@ def test_at_most_replans_a_direct_read_and_coalesces_the_rest(spark, parquet_dir
     np.testing.assert_array_equal(got, want)  # same rows, same order
     jvm = jvm_load(spark, str(parquet_dir), "parquet", label="y", num_partitions=5)
     assert "Coalesced" in jvm.at_most(2).toDebugString().decode()
+
+
+def _spark_files(spark, path) -> list[str]:
+    """Oracle: the data files Spark's own file index lists for ``path``, as local paths."""
+    from urllib.parse import unquote, urlparse
+
+    return sorted(unquote(urlparse(u).path) for u in spark.read.parquet(str(path)).inputFiles())
+
+
+def test_the_listing_skips_what_sparks_file_index_skips(spark, parquet_dir):
+    (parquet_dir / ".part-0.parquet.crc").write_bytes(b"crc")
+    (parquet_dir / "part-9.parquet._COPYING_").write_bytes(b"half a file")
+    (parquet_dir / "_temporary").mkdir()
+    (parquet_dir / "_temporary" / "part-7.parquet").write_bytes(b"an attempt")
+    listed = direct.listed_files(spark, str(parquet_dir))
+    assert listed == _spark_files(spark, parquet_dir)
+    assert listed == [str(parquet_dir / f"part-{i}.parquet") for i in (0, 1)]
+    one = parquet_dir / "part-1.parquet"
+    assert direct.listed_files(spark, str(one)) == _spark_files(spark, one) == [str(one)]
+    assert direct.listed_files(spark, one.as_uri()) == [str(one)]
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["partitioned", "nested", "glob", "missing", "empty-file", "summary-file", "only-hidden"],
+)
+def test_the_listing_leaves_every_other_layout_to_sparks_reader(spark, parquet_dir, layout):
+    path = parquet_dir
+    if layout == "partitioned":
+        (parquet_dir / "year=2020").mkdir()
+    elif layout == "nested":
+        (parquet_dir / "more").mkdir()
+    elif layout == "glob":
+        path = parquet_dir / "part-*.parquet"
+    elif layout == "missing":
+        path = parquet_dir / "nothing-here"
+    elif layout == "empty-file":
+        (parquet_dir / "part-2.parquet").write_bytes(b"")
+    elif layout == "summary-file":
+        (parquet_dir / "_common_metadata").write_bytes(b"PAR1")
+    else:
+        for part in parquet_dir.glob("part-*"):
+            part.unlink()
+    assert direct.listed_files(spark, str(path)) is None
+
+
+def test_a_plain_local_path_is_loaded_without_sparks_reader(spark, parquet_dir, monkeypatch):
+    """The reader is built only when an error needs it: a clean load plans from the footers,
+    and the null in ``y`` is then described from Spark's reader (empty, not text)."""
+    built = []
+    real = read.read_source
+
+    def counted(*args, **kwargs):
+        built.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(read, "read_source", counted)
+    clean = read.load(spark, str(parquet_dir), "parquet", features=["count"])
+    assert DIRECT in clean.blocks.toDebugString().decode() and built == []
+    values, counts = collect(clean)
+    assert sorted(values[:, 0].tolist()) == list(range(1200)) and counts.rows == 1200
+    with_null = read.load(spark, str(parquet_dir), "parquet", label="y", features=["count"])
+    _, counts = collect(with_null)
+    with pytest.raises(InputError, match=r"column 'y' has 1 missing \(empty\) value\(s\) in 1200"):
+        with_null.check(counts)
+    assert built == [str(parquet_dir)]
+    with pytest.raises(InputError, match=r"unknown label column 'z' \(columns: f1, f2, count"):
+        read.load(spark, str(parquet_dir), "parquet", label="z")  # said by the Spark path
