@@ -14,6 +14,8 @@ import numpy as np
 from scipy import linalg
 
 from sparkml_jobs.errors import InputError
+from sparkml_jobs.regression import rfp
+from sparkml_jobs.regression.aliasing import ALIAS_TOL, explain_aliased, find_aliased
 from sparkml_jobs.regression.dense import (
     EXACT_CONDITION_MAX_P,
     PANEL_ROWS,
@@ -25,11 +27,9 @@ from sparkml_jobs.regression.dense import (
     symmetric_inverse,
 )
 
-# A column whose residual variance, after projecting it on the columns before it, is below this
-# fraction of its own variance is treated as aliased (a linear combination of the others). The
-# normal equations square the condition number, so a pivot is only known to ~κ²·eps: they cannot
-# resolve what TSQR can, and their default stays at 1e-5 relative in norm (1e-10 in variance).
-ALIAS_TOL = 1e-10
+# Above this many columns the unregularised solve works in RFP storage (:mod:`~.rfp`): half the
+# memory of the full matrix, where the condition number is an estimate anyway
+RFP_MIN_P = EXACT_CONDITION_MAX_P
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,8 +136,10 @@ class Solution:
     coefficients: np.ndarray  # NaN for dropped (aliased) columns
     kept: np.ndarray  # bool mask of the columns in the fit
     condition_number: float
-    # Covariance of the kept coefficients per unit residual variance (σ² = 1), and of the intercept.
-    unscaled_cov: np.ndarray
+    # Variances of the kept coefficients per unit residual variance (σ² = 1), and the
+    # intercept's: the diagonal of the coefficients' covariance, all inference reads of it (the
+    # whole p × p matrix is not kept: at 8,192 columns it is 537 MB through the residual pass)
+    unscaled_var: np.ndarray
     unscaled_var_intercept: float
     aliased: list[int] = field(default_factory=list)
 
@@ -164,61 +166,6 @@ def _design_moments(
     return a, b, yy
 
 
-def find_aliased(corr: np.ndarray, tol: float = ALIAS_TOL) -> list[int]:
-    """Columns that are (numerically) linear combinations of the columns before them.
-
-    A column's Cholesky pivot ``L_jj²`` is the fraction of its variance left after projecting it
-    on the columns before it (as R's ``lm``). Fast path: one LAPACK Cholesky of the whole matrix;
-    only when some pivot is negligible does the column-by-column version run, skipping the
-    aliased columns.
-    """
-    p = len(corr)
-    diag = np.diag(corr)
-    if p and np.all(diag > 0):
-        chol, info = cholesky_in_place(np.array(corr))  # a copy: corr is the caller's
-        if info == 0 and np.all(np.diag(chol) ** 2 > tol * diag):
-            return []
-    kept: list[int] = []
-    aliased: list[int] = []
-    factor = np.zeros((p, p))  # Cholesky factor of the kept columns, packed in the leading block
-    for j in range(p):
-        if not np.isfinite(diag[j]) or diag[j] <= 0:
-            aliased.append(j)
-            continue
-        q = len(kept)
-        row = (
-            linalg.solve_triangular(factor[:q, :q], corr[kept, j], lower=True, check_finite=False)
-            if q
-            else np.zeros(0)
-        )
-        pivot = diag[j] - row @ row
-        if pivot <= tol * diag[j]:
-            aliased.append(j)
-            continue
-        factor[q, :q] = row
-        factor[q, q] = np.sqrt(pivot)
-        kept.append(j)
-    return aliased
-
-
-def explain_aliased(corr: np.ndarray, aliased: list[int], names: list[str]) -> str:
-    """One sentence naming each aliased column and the kept columns it is a combination of."""
-    kept = [j for j in range(len(names)) if j not in aliased]
-    parts = []
-    for j in aliased:
-        if not np.isfinite(corr[j, j]) or corr[j, j] <= 0:
-            parts.append(f"'{names[j]}' is constant")
-            continue
-        earlier = [k for k in kept if k < j]
-        coef = linalg.lstsq(corr[np.ix_(earlier, earlier)], corr[earlier, j])[0] if earlier else []
-        partners = [names[k] for k, c in zip(earlier, coef, strict=False) if abs(c) > 1e-6]
-        parts.append(
-            f"'{names[j]}' is a linear combination of "
-            + (", ".join(f"'{n}'" for n in partners) or "the others")
-        )
-    return "; ".join(parts)
-
-
 def scaled_gram(s: SufficientStats, fit_intercept: bool):
     """(C, b/d, d): the Gram matrix scaled to unit diagonal, the scaled cross-products and the
     column scales d (zero-variance columns get d = 1 and a zero row/column in C).
@@ -239,6 +186,11 @@ def scaled_gram(s: SufficientStats, fit_intercept: bool):
 
 def gram_condition(s: SufficientStats, fit_intercept: bool) -> float:
     """Condition number of the column-scaled Gram matrix (what ``solver="auto"`` looks at)."""
+    p = len(s.mean) - 1
+    found = rfp.factored(s.comoment, s.mean, s.w_sum, fit_intercept) if p > RFP_MIN_P else None
+    if found is not None:  # a wide design: factored in half the memory
+        factor, _, _, anorm, info = found
+        return rfp.condition(factor, p, anorm) if info == 0 else float("inf")
     corr, _, _ = scaled_gram(s, fit_intercept)
     if len(corr) <= EXACT_CONDITION_MAX_P:
         return condition_number(corr)
@@ -273,6 +225,10 @@ def solve(
     p = len(s.mean) - 1
     names = names or [f"x{j + 1}" for j in range(p)]
     tol = ALIAS_TOL if alias_tol is None else alias_tol**2
+    if reg_param <= 0 and p > RFP_MIN_P:
+        solved = _solve_rfp(s, fit_intercept, tol)
+        if solved is not None:
+            return solved
     corr, b_scaled, safe = scaled_gram(s, fit_intercept)
     nonzero = np.diag(corr) > 0
     chol = condition = None
@@ -330,22 +286,63 @@ def solve(
         del inv, corr_k
         divide_symmetric(cov, safe[idx])
         beta_k = gamma / safe[idx]
+        mx = s.mean[:p][idx]
+        var, quadratic = np.diag(cov).copy(), float(mx @ cov @ mx)
+        del cov
     else:
-        condition, beta_k, cov = 1.0, np.zeros(0), np.zeros((0, 0))
+        condition, beta_k, var, quadratic = 1.0, np.zeros(0), np.zeros(0), 0.0
+    return _solution(s, idx, beta_k, var, quadratic, float(condition), fit_intercept, aliased)
+
+
+def _solve_rfp(s: SufficientStats, fit_intercept: bool, tol: float) -> Solution | None:
+    """:func:`solve` of a wide design without a ridge, in RFP storage (:mod:`~.rfp`): one
+    half-size array is factored, used for the solve and the condition estimate, and inverted
+    in place for the variances. ``None`` (the full path decides) when a column has no variance
+    or a pivot is negligible: aliasing is tested and explained column by column there."""
+    found = rfp.factored(s.comoment, s.mean, s.w_sum, fit_intercept)
+    if found is None:
+        return None
+    factor, rhs, scale, anorm, info = found
+    p = len(scale)
+    if info != 0 or not np.all(rfp.diagonal(factor, p) ** 2 > tol):
+        return None
+    condition = rfp.condition(factor, p, anorm)
+    beta = rfp.solve(factor, p, rhs) / scale
+    inv = rfp.inverse(factor, p)
+    var = rfp.diagonal(inv, p) / scale**2
+    u = s.mean[:p] / scale
+    quadratic = float(u @ rfp.matvec(inv, p, u)) if fit_intercept else 0.0
+    return _solution(s, np.arange(p), beta, var, quadratic, condition, fit_intercept, [])
+
+
+def _solution(
+    s: SufficientStats,
+    idx: np.ndarray,
+    beta_k: np.ndarray,
+    var: np.ndarray,
+    quadratic: float,
+    condition: float,
+    fit_intercept: bool,
+    aliased: list[int],
+) -> Solution:
+    """The :class:`Solution` of the kept columns ``idx``; ``quadratic`` is ``x̄ᵀ Cov x̄`` of
+    their means (the intercept's variance beyond ``1/Σw``)."""
+    p = len(s.mean) - 1
     coefficients = np.full(p, np.nan)
     coefficients[idx] = beta_k
+    kept = np.zeros(p, dtype=bool)
+    kept[idx] = True
     if fit_intercept:
-        mx = s.mean[:p][idx]
-        intercept = float(s.mean[p] - mx @ beta_k)
-        var_intercept = 1.0 / s.w_sum + float(mx @ cov @ mx)
+        intercept = float(s.mean[p] - s.mean[:p][idx] @ beta_k)
+        var_intercept = 1.0 / s.w_sum + quadratic
     else:
         intercept, var_intercept = 0.0, float("nan")
     return Solution(
         intercept=intercept,
         coefficients=coefficients,
         kept=kept,
-        condition_number=float(condition),
-        unscaled_cov=cov,
+        condition_number=condition,
+        unscaled_var=var,
         unscaled_var_intercept=var_intercept,
         aliased=list(aliased),
     )
@@ -380,7 +377,7 @@ def inference(s: SufficientStats, sol: Solution, ssr: float, *, fit_intercept: b
     sigma2 = ssr / df_resid if df_resid > 0 else float("nan")
     # √v·σ rather than √(v·σ²): the product overflows for columns of very different scales
     sigma = np.sqrt(sigma2)
-    se_k = np.sqrt(np.clip(np.diag(sol.unscaled_cov), 0, None)) * sigma
+    se_k = np.sqrt(np.clip(sol.unscaled_var, 0, None)) * sigma
     se = np.full(len(sol.coefficients), np.nan)
     se[sol.kept] = se_k
     estimates = sol.coefficients

@@ -268,7 +268,7 @@ def solve_r(
             coefficients=coefficients,
             kept=kept,
             condition_number=condition,
-            unscaled_cov=cov[np.ix_(feature_cols, feature_cols)],
+            unscaled_var=np.diag(cov)[feature_cols],
             unscaled_var_intercept=var_intercept,
             aliased=[j - offset for j in aliased],
         ),
@@ -301,7 +301,7 @@ def refine(sol: Solution, factor: RFactor, gradient: np.ndarray, fit_intercept: 
         coefficients=coefficients,
         kept=sol.kept,
         condition_number=sol.condition_number,
-        unscaled_cov=sol.unscaled_cov,
+        unscaled_var=sol.unscaled_var,
         unscaled_var_intercept=sol.unscaled_var_intercept,
         aliased=sol.aliased,
     )

@@ -17,6 +17,8 @@ PURE = [
     "sparkml_jobs.io.fs_parquet",
     "sparkml_jobs.regression.stats",
     "sparkml_jobs.regression.dense",
+    "sparkml_jobs.regression.rfp",
+    "sparkml_jobs.regression.aliasing",
     "sparkml_jobs.regression.tsqr",
     "sparkml_jobs.regression.cv",
     "sparkml_jobs.clustering.kernels",

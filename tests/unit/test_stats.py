@@ -76,9 +76,7 @@ def test_solve_matches_lstsq(rng, fit_intercept, weighted):
     # unscaled covariance = (XᵀWX)⁻¹
     inv = np.linalg.inv(design.T @ (design * w[:, None]))
     diag = (
-        np.r_[sol.unscaled_var_intercept, np.diag(sol.unscaled_cov)]
-        if fit_intercept
-        else (np.diag(sol.unscaled_cov))
+        np.r_[sol.unscaled_var_intercept, sol.unscaled_var] if fit_intercept else (sol.unscaled_var)
     )
     np.testing.assert_allclose(diag, np.diag(inv), rtol=1e-8)
 
