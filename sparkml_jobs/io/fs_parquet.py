@@ -16,6 +16,7 @@ No Spark here: the plan is plain data and :func:`read_task` runs on the executor
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 from sparkml_jobs.io.blocks import Block
 
 READ_BYTES = 64 * 2**20  # decoded bytes per read of a row group (columns are read in slices)
+RELEASE_BYTES = 256 * 2**20  # decoded bytes between two returns of freed memory to the system
 SNAP_SLACK = 1.25  # a task may hold this multiple of the mean rows when cuts snap to row groups
 
 
@@ -179,13 +181,25 @@ def _units(groups: list[tuple[str, int, int]], lo: int, hi: int) -> Iterator[Uni
 
 
 def read_task(task: Task, block_rows: int) -> Iterator[Block]:
-    """The blocks of one task: at most ``block_rows`` rows each, never across row groups."""
+    """The blocks of one task: at most ``block_rows`` rows each, never across row groups.
+
+    Every :data:`RELEASE_BYTES` of decoded blocks, and at the end of a task that decoded more,
+    the freed memory of the reads goes back to the system (:func:`release_memory`); smaller
+    tasks (a narrow file re-read every k-means iteration) never pay for it."""
     opened: dict[str, pq.ParquetFile] = {}
+    since, total = 0, 0
     for unit in task.units:
         if unit.path not in opened:
             opened.clear()  # one file open at a time
             opened[unit.path] = pq.ParquetFile(unit.path, pre_buffer=True)
-        yield from _read_unit(opened[unit.path], unit, task.names[unit.path], block_rows)
+        for block in _read_unit(opened[unit.path], unit, task.names[unit.path], block_rows):
+            since += block.values.nbytes
+            yield block
+        if since >= RELEASE_BYTES:
+            total, since = total + since, 0
+            release_memory()
+    if total and since:
+        release_memory()
 
 
 def _read_unit(
@@ -210,6 +224,26 @@ def _read_unit(
     for block, missing in zip(values, nulls, strict=True):
         nonfinite = (~np.isfinite(block)).sum(axis=0) - missing
         yield Block(values=block, nulls=missing, nonfinite=nonfinite)
+
+
+def _libc_trim():
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # glibc; other platforms: nothing to trim
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _libc_trim()
+
+
+def release_memory() -> None:
+    """Hand freed memory back to the system: Arrow's pool (mimalloc) and glibc's heap keep what a
+    decoded slice used. Measured on one task of 20,000 × 8,193: 444 MB resident after its blocks
+    were freed, 89 MB after this; a Python worker lives on across tasks and passes, so without
+    it every worker carries ~350 MB of freed reads into the next pass. ~2 ms a call."""
+    pa.default_memory_pool().release_unused()
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 def _as_float64(

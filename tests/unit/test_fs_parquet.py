@@ -212,3 +212,24 @@ def test_snapping_that_would_unbalance_the_tasks_cuts_groups_instead(tmp_path, r
     assert sizes == [167, 166, 167]
     blocks = [b for task in read_all(plan, 1000) for b in task]
     np.testing.assert_array_equal(np.vstack([b.values for b in blocks])[:, 0], x)
+
+
+def test_a_large_task_returns_freed_memory_every_release_bytes(tmp_path, rng, monkeypatch):
+    """A task that decodes more than RELEASE_BYTES hands its freed reads back to the system
+    after every RELEASE_BYTES and once at its end; a smaller task never pays for it. The blocks
+    are the same either way."""
+    path = numeric_file(tmp_path / "t.parquet", rng, rows=1000, row_group_size=100)  # 10 groups
+    plan = P.plan([path], COLUMNS, case_sensitive=True, partitions=1, **SIZES)
+    unit_bytes = 100 * len(COLUMNS) * 8
+    calls = []
+    monkeypatch.setattr(P, "release_memory", lambda: calls.append(1))
+    monkeypatch.setattr(P, "RELEASE_BYTES", 3 * unit_bytes)
+    got = np.vstack([b.values for b in P.read_task(plan.tasks[0], 64)])
+    assert len(calls) == 3 + 1  # after groups 3, 6 and 9, and after the tenth at the end
+    np.testing.assert_array_equal(got, oracle([path], COLUMNS))
+    calls.clear()
+    monkeypatch.setattr(P, "RELEASE_BYTES", 11 * unit_bytes)
+    list(P.read_task(plan.tasks[0], 64))
+    assert calls == []
+    monkeypatch.undo()
+    P.release_memory()  # the real one runs here (glibc and Arrow's pool), whatever the platform
