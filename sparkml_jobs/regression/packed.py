@@ -63,6 +63,28 @@ def unpack(packed: np.ndarray, m: int) -> np.ndarray:
     return full
 
 
+def slices(values: np.ndarray, piece_bytes: int) -> Iterator[np.ndarray]:
+    """Consecutive views of the 1-D ``values``, at most ``piece_bytes`` each (pickling a view
+    carries only its own bytes): the records a wide partial travels as."""
+    step = max(1, piece_bytes // 8)
+    for start in range(0, len(values), step):
+        yield values[start : start + step]
+
+
+def slice_count(length: int, piece_bytes: int) -> int:
+    """How many :func:`slices` of ``piece_bytes`` an array of ``length`` numbers makes."""
+    return -(-length // max(1, piece_bytes // 8))
+
+
+def assemble(records: Iterator[np.ndarray], length: int) -> np.ndarray:
+    """The array of ``length`` numbers whose :func:`slices` are ``records``, in one buffer."""
+    values, start = np.empty(length), 0
+    for chunk in records:
+        values[start : start + len(chunk)] = chunk
+        start += len(chunk)
+    return values
+
+
 @dataclass(frozen=True, kw_only=True)
 class PackedStats:
     """:class:`~.stats.SufficientStats` with the co-moment as a packed upper triangle.
@@ -113,14 +135,12 @@ class PackedStats:
         """The statistics as records: ``(n, w_sum, mean)``, then the triangle in consecutive
         slices of at most ``piece_bytes`` (views: pickling one carries only its own bytes)."""
         yield self.n, self.w_sum, self.mean
-        step = max(1, piece_bytes // 8)
-        for start in range(0, len(self.packed), step):
-            yield self.packed[start : start + step]
+        yield from slices(self.packed, piece_bytes)
 
     @staticmethod
     def piece_count(width: int, piece_bytes: int = PIECE_BYTES) -> int:
         """How many records :meth:`pieces` yields for statistics of ``width`` columns."""
-        return 1 + -(-int(offsets(width)[-1]) // max(1, piece_bytes // 8))
+        return 1 + slice_count(int(offsets(width)[-1]), piece_bytes)
 
     @staticmethod
     def absorb_pieces(acc: PackedStats | None, records: Iterator) -> PackedStats:
@@ -129,10 +149,7 @@ class PackedStats:
         statistics, assembled into one new buffer."""
         n, w_sum, mean = next(records)
         if acc is None:
-            packed, start = np.empty(offsets(len(mean))[-1]), 0
-            for chunk in records:
-                packed[start : start + len(chunk)] = chunk
-                start += len(chunk)
+            packed = assemble(records, int(offsets(len(mean))[-1]))
             return PackedStats(n=n, w_sum=w_sum, mean=mean, packed=packed)
         total = acc.w_sum + w_sum
         both = acc.w_sum > 0 and w_sum > 0

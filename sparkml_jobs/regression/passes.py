@@ -20,6 +20,7 @@ from sparkml_jobs.engine.broadcast import broadcast_scope
 from sparkml_jobs.errors import InputError
 from sparkml_jobs.io.blocks import Counts
 from sparkml_jobs.io.dataset import BlockData
+from sparkml_jobs.io.fs_parquet import release_memory
 from sparkml_jobs.regression import cv, tsqr
 from sparkml_jobs.regression import packed as pk
 from sparkml_jobs.regression import stats as st
@@ -155,6 +156,10 @@ def aggregate_wide(
     )
     started = time.perf_counter()
     stats = (packed or pk.PackedStats.zero(width)).to_stats()
+    del packed
+    # the records were freed on glibc's heap (16 MB each: under its mmap threshold once that
+    # has risen past them): handed back before the solve needs the memory
+    release_memory()
     clock["unpack_s"] = time.perf_counter() - started
     log.info(
         "wide statistics (%d columns, %d partials): Gram %.1f s, transfer %.1f s, merge %.1f s,"

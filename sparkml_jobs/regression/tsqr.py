@@ -15,6 +15,7 @@ import numpy as np
 from scipy import linalg
 
 from sparkml_jobs.errors import InputError
+from sparkml_jobs.regression.packed import assemble, slice_count, slices
 from sparkml_jobs.regression.stats import Solution
 
 # R's lm aliases a column whose norm, after projection on the columns before it, is below 1e-7
@@ -136,24 +137,19 @@ class StackedR:
         in consecutive slices of at most ``piece_bytes``."""
         factor = self.to_factor()
         yield factor.r.shape, factor.n
-        packed, step = pack_rows(factor.r), max(1, piece_bytes // 8)
-        for start in range(0, len(packed), step):
-            yield packed[start : start + step]
+        yield from slices(pack_rows(factor.r), piece_bytes)
 
     @staticmethod
     def piece_count(width: int, piece_bytes: int) -> int:
         """The most records :meth:`pieces` yields for ``width`` columns (R at most square)."""
-        return 1 + -(-(width * (width + 1) // 2) // max(1, piece_bytes // 8))
+        return 1 + slice_count(width * (width + 1) // 2, piece_bytes)
 
     @staticmethod
     def absorb_pieces(acc: StackedR, records: Iterator) -> StackedR:
         """``acc`` merged with the R whose :meth:`pieces` are ``records``."""
         shape, n = next(records)
         k, m = shape
-        packed, start = np.empty(k * m - k * (k - 1) // 2), 0
-        for chunk in records:
-            packed[start : start + len(chunk)] = chunk
-            start += len(chunk)
+        packed = assemble(records, k * m - k * (k - 1) // 2)
         return acc.merge(StackedR(_unpack_r(packed, shape, n)))
 
 
