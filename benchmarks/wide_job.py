@@ -13,8 +13,9 @@ load + cache, the statistics pass split into Gram (the parallel packed-triangle 
 residual pass). It polls its own process tree (driver, JVM, Python workers) for the peak RSS
 and prints it against the target ``raw data + 4 × packed Gram``. Progress lines carry time
 stamps so a run cut off by the time limit still shows which phase it was in. Also shows what
-MLlib's ``solver="normal"`` says at this width (on a tiny frame). ``--numpy-baseline`` instead
-times single-process numpy on the same Parquet: read, ``X.T @ X``, Cholesky + solve.
+MLlib's ``solver="normal"`` says at this width (on a tiny frame, after the fit: not in the
+peak). ``--numpy-baseline`` instead times single-process numpy on the same Parquet: read,
+``X.T @ X``, Cholesky + solve.
 """
 
 from __future__ import annotations
@@ -100,8 +101,11 @@ def numpy_baseline(path: str, p: int, out: dict, say) -> None:
     )
 
 
-def spark_fit(args: argparse.Namespace, path: str, out: dict, dump, say) -> None:
-    """Load + cache, then the fit, with the statistics pass split into its phases."""
+def spark_fit(
+    args: argparse.Namespace, path: str, out: dict, dump, say, memory: common.TreeMemory
+) -> None:
+    """Load + cache, then the fit, with the statistics pass split into its phases; ``memory``
+    is stopped after the fit, before MLlib's check."""
     spark = common.spark_session(
         args.master,
         args.driver_memory,
@@ -110,11 +114,6 @@ def spark_fit(args: argparse.Namespace, path: str, out: dict, dump, say) -> None
     )
     # what an idle session (driver, JVM) already holds: the part of the peak no algorithm owns
     out["rss_idle_session_bytes"] = tree_rss()
-    check_width = max(args.features, 4097)  # MLlib's cap shows even when narrower (--quick)
-    out["mllib_normal_width"] = check_width
-    out["mllib_normal"] = mllib_normal_at_width(spark, check_width)
-    say("MLlib solver=normal with %d features: %s", check_width, out["mllib_normal"])
-    dump()
 
     from sparkml_jobs.io import read as sdr
     from sparkml_jobs.regression.estimator import LinearRegression
@@ -158,6 +157,13 @@ def spark_fit(args: argparse.Namespace, path: str, out: dict, dump, say) -> None
         out["seconds_until_error"] = time.perf_counter() - started
         out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
         logging.getLogger("benchmarks.wide").exception("fit failed")
+    # the peak is the fit's: MLlib's check below runs a job of its own in the same JVM
+    out |= memory.stop()
+    dump()
+    check_width = max(args.features, 4097)  # MLlib's cap shows even when narrower (--quick)
+    out["mllib_normal_width"] = check_width
+    out["mllib_normal"] = mllib_normal_at_width(spark, check_width)
+    say("MLlib solver=normal with %d features: %s", check_width, out["mllib_normal"])
     dump()
     spark.stop()
 
@@ -177,6 +183,7 @@ def report(out: dict) -> str:
             out.get("stats_fold_s"),
         ),
         ("statistics: transfer of partials", out.get("stats_transfer_s")),
+        ("statistics: driver JVM collection", out.get("stats_jvm_gc_s")),
         ("statistics: merge", out.get("stats_merge_s")),
         ("statistics: unpack", out.get("stats_unpack_s")),
         ("rest of fit (solve, residual pass)", out.get("rest_of_fit_s")),
@@ -242,9 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     memory = common.TreeMemory(os.getpid()).start()  # driver, its JVM and the Python workers
     if args.numpy_baseline:
         numpy_baseline(path, p, out, say)
+        out |= memory.stop()
     else:
-        spark_fit(args, path, out, dump, say)
-    out |= memory.stop()
+        spark_fit(args, path, out, dump, say, memory)
     dump()
     print(report(out), flush=True)
     return 0

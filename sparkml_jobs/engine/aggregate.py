@@ -208,7 +208,21 @@ def _stream_pieces(partials: RDD, zero: A, pieces: Pieces[A], clock: dict) -> A:
     first = arriving.waited if arriving.first is None else arriving.first
     clock["fold_s"], clock["transfer_s"] = first, arriving.waited - first
     clock["merge_s"] = time.perf_counter() - started - arriving.waited
+    started = time.perf_counter()
+    collect_jvm_garbage(partials.context)
+    clock["jvm_gc_s"] = time.perf_counter() - started
     return result
+
+
+def collect_jvm_garbage(sc) -> None:
+    """A full collection in the driver's JVM, which then hands heap it no longer needs back to
+    the system. The fetched records pass through that heap; G1 keeps every region they touched:
+    at 8,193 columns (two 268 MB triangles in 16 MB records) the JVM grew from 0.33 to 0.72 GB
+    and stayed there through the solve and the residual pass; after this, 0.52. ~0.1 s."""
+    try:
+        sc._jvm.java.lang.System.gc()
+    except Exception:  # noqa: BLE001 - py4j gone or refused: only memory is at stake
+        pass
 
 
 class _Timed:

@@ -17,6 +17,7 @@ No Spark here: the plan is plain data and :func:`read_task` runs on the executor
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ import pyarrow.parquet as pq
 
 from sparkml_jobs.io.blocks import Block
 
-READ_BYTES = 64 * 2**20  # decoded bytes per read of a row group (columns are read in slices)
+READ_BYTES = 16 * 2**20  # decoded bytes per read of a row group (columns are read in slices)
 RELEASE_BYTES = 256 * 2**20  # decoded bytes between two returns of freed memory to the system
 SNAP_SLACK = 1.25  # a task may hold this multiple of the mean rows when cuts snap to row groups
 
@@ -49,6 +50,17 @@ class Task:
 
     units: tuple[Unit, ...]
     names: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Footer:
+    """What a plan needs of one file's footer: its schema, the rows of each row group and the
+    compressed bytes of each column chunk (row groups × leaf columns), by leaf path."""
+
+    schema: pa.Schema
+    rows: np.ndarray
+    sizes: np.ndarray
+    leaves: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,30 +132,20 @@ def plan(
     groups are cut (each task then decodes its group's columns and keeps its rows). Returns a
     one-line reason when the files need Spark.
     """
+    footers = _footers(files)
+    if isinstance(footers, str):
+        return footers
     groups: list[tuple[str, int, int]] = []
     names: dict[str, tuple[str, ...]] = {}
     size = 0
-    for path in files:
-        try:
-            meta = pq.read_metadata(path)
-            schema = meta.schema.to_arrow_schema()
-        except Exception as exc:  # not Parquet to pyarrow, encrypted, unreadable
-            return f"{path}: pyarrow cannot read the footer ({type(exc).__name__})"
-        found = _file_names(path, schema, columns, case_sensitive)
+    for path, footer in zip(files, footers, strict=True):
+        found = _file_names(path, footer.schema, columns, case_sensitive)
         if isinstance(found, str):
             return found
         names[path] = found
-        wanted = set(found)
-        size += open_cost
-        for g in range(meta.num_row_groups):
-            group = meta.row_group(g)
-            size += sum(
-                group.column(c).total_compressed_size
-                for c in range(group.num_columns)
-                if group.column(c).path_in_schema in wanted
-            )
-            if group.num_rows:
-                groups.append((path, g, group.num_rows))
+        picked = [footer.leaves[name] for name in found]
+        size += open_cost + int(footer.sizes[:, picked].sum())
+        groups.extend((path, g, int(n)) for g, n in enumerate(footer.rows) if n)
     rows = sum(n for _, _, n in groups)
     split = min(max_partition_bytes, max(open_cost, size // max(1, partitions)))
     needed = -(-size // max(1, split))
@@ -154,6 +156,48 @@ def plan(
         units = tuple(_units(groups, lo, hi))
         tasks.append(Task(units, {u.path: names[u.path] for u in units}))
     return Plan(tuple(tasks), rows, len(files))
+
+
+# the footers of the last plan's files: a regroup re-plans the same files at once, and a wide
+# footer parses into far more than it holds (20 row groups × 8,193 columns: 19 MB on disk, 165 MB
+# parsed); one plan's worth, so a session that reads many datasets keeps only its last
+_KEPT: dict[tuple[str, int, int], Footer] = {}
+
+
+def _footers(files: list[str]) -> list[Footer] | str:
+    """The :class:`Footer` of every file (from :data:`_KEPT` when the file is unchanged), or why
+    one cannot be read; the parsed footers are freed and their memory handed back."""
+    footers, kept = [], {}
+    for path in files:
+        try:
+            stat = os.stat(path)
+            key = (path, stat.st_size, stat.st_mtime_ns)
+            footer = _KEPT.get(key) or _read_footer(path)
+        except Exception as exc:  # not Parquet to pyarrow, encrypted, unreadable
+            return f"{path}: pyarrow cannot read the footer ({type(exc).__name__})"
+        footers.append(footer)
+        kept[key] = footer
+    _KEPT.clear()
+    _KEPT.update(kept)
+    release_memory()
+    return footers
+
+
+def _read_footer(path: str) -> Footer:
+    # not ``metadata.schema``: it and the metadata refer to each other, so the parsed footer
+    # would live on until the garbage collector runs (at 8,193 columns, 140 MB in the driver)
+    with pq.ParquetFile(path) as file:
+        meta = file.metadata
+        sizes = np.zeros((meta.num_row_groups, meta.num_columns), dtype=np.int64)
+        rows = np.zeros(meta.num_row_groups, dtype=np.int64)
+        leaves: dict[str, int] = {}
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            rows[g] = group.num_rows
+            sizes[g] = [group.column(c).total_compressed_size for c in range(group.num_columns)]
+            if not leaves:
+                leaves = {group.column(c).path_in_schema: c for c in range(group.num_columns)}
+        return Footer(file.schema_arrow, rows, sizes, leaves)
 
 
 def _bounds(groups: list[tuple[str, int, int]], rows: int, n_tasks: int) -> list[int]:
@@ -198,6 +242,7 @@ def read_task(task: Task, block_rows: int) -> Iterator[Block]:
         if since >= RELEASE_BYTES:
             total, since = total + since, 0
             release_memory()
+    opened.clear()  # the parsed footer goes too (a wide one is ~165 MB), before the release
     if total and since:
         release_memory()
 

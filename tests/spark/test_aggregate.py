@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from sparkml_jobs.engine.aggregate import Pieces, merge_levels, merge_locally, tree_aggregate
+from sparkml_jobs.engine.aggregate import (
+    Pieces,
+    collect_jvm_garbage,
+    merge_levels,
+    merge_locally,
+    tree_aggregate,
+)
 
 
 def nest(a, b):
@@ -55,3 +61,23 @@ def test_no_partitions_streamed_in_pieces_give_the_zero(spark):
     empty = spark.sparkContext.emptyRDD()
     pieces = Pieces(split=lambda t: [len(t), *t], absorb=_absorb, count=3)
     assert tree_aggregate(empty, (), lambda acc, x: (*acc, x), None, 1, True, None, pieces) == ()
+
+
+def _full_collections(spark) -> int:
+    """Full (old-generation) collections the driver JVM has run, from its own JMX beans."""
+    management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
+    beans = management.getGarbageCollectorMXBeans()
+    return sum(int(b.getCollectionCount()) for b in beans if "Old" in b.getName())
+
+
+def test_streamed_pieces_end_with_a_full_collection_in_the_driver_jvm(spark):
+    """The fetched records grow the driver JVM's heap; the transfer ends with a full collection
+    (then the heap can be handed back), and a gateway that refuses it costs nothing."""
+    rdd = spark.sparkContext.parallelize(range(8), 2)
+    pieces = Pieces(split=lambda t: [len(t), *t], absorb=_absorb, count=1 + 8)
+    before = _full_collections(spark)
+    timings: dict[str, float] = {}
+    tree_aggregate(rdd, (), lambda acc, x: (*acc, x), None, 1, True, timings, pieces)
+    assert _full_collections(spark) > before
+    assert timings["jvm_gc_s"] >= 0
+    collect_jvm_garbage(object())  # no gateway at all: nothing raised

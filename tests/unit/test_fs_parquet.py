@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import decimal
+import gc
 
 import numpy as np
 import pyarrow as pa
@@ -233,3 +234,49 @@ def test_a_large_task_returns_freed_memory_every_release_bytes(tmp_path, rng, mo
     assert calls == []
     monkeypatch.undo()
     P.release_memory()  # the real one runs here (glibc and Arrow's pool), whatever the platform
+
+
+def _live_parquet_objects() -> int:
+    gc.collect()
+    kinds = (pq.FileMetaData, pq.ParquetFile, pq.ParquetSchema)
+    return sum(isinstance(o, kinds) for o in gc.get_objects())
+
+
+def test_a_re_plan_of_the_same_files_reads_no_footer_again(tmp_path, rng, monkeypatch):
+    """A regroup plans the same files again: their footers are kept from the last plan (and
+    re-read when a file changed), and the plan equals one made from fresh footers."""
+    one = numeric_file(tmp_path / "one.parquet", rng, rows=400, row_group_size=100)
+    two = numeric_file(tmp_path / "two.parquet", rng, rows=300, row_group_size=100)
+    reads = []
+    real = P._read_footer
+    monkeypatch.setattr(P, "_read_footer", lambda path: reads.append(path) or real(path))
+    first = P.plan([one, two], COLUMNS, case_sensitive=True, partitions=4, **SIZES)
+    again = P.plan([one, two], COLUMNS, case_sensitive=True, partitions=2, **SIZES)
+    assert reads == [one, two]
+    numeric_file(tmp_path / "two.parquet", np.random.default_rng(9), rows=500, row_group_size=250)
+    changed = P.plan([one, two], COLUMNS, case_sensitive=True, partitions=2, **SIZES)
+    assert reads == [one, two, two]
+    assert changed.rows == 900 and first.rows == again.rows == 700
+    monkeypatch.undo()
+    P._KEPT.clear()
+    fresh = P.plan([one, two], COLUMNS, case_sensitive=True, partitions=2, **SIZES)
+    assert fresh == changed
+    assert set(P._KEPT) == {k for k in P._KEPT if k[0] in (one, two)}  # the last plan's only
+
+
+def test_the_plan_and_a_task_leave_no_parsed_footer_behind(tmp_path, rng):
+    """The parsed footer is freed when the plan or the task is done, without waiting for the
+    garbage collector (a wide one is ~165 MB): no reference cycle holds it."""
+    path = numeric_file(tmp_path / "t.parquet", rng, rows=1000, row_group_size=100)
+    before = _live_parquet_objects()
+    gc.disable()
+    try:
+        P._KEPT.clear()
+        plan = P.plan([path], COLUMNS, case_sensitive=True, partitions=1, **SIZES)
+        blocks = list(P.read_task(plan.tasks[0], 64))
+        kinds = (pq.FileMetaData, pq.ParquetFile, pq.ParquetSchema)
+        alive = sum(isinstance(o, kinds) for o in gc.get_objects())
+    finally:
+        gc.enable()
+    assert alive == before
+    np.testing.assert_array_equal(np.vstack([b.values for b in blocks]), oracle([path], COLUMNS))
