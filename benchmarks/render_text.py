@@ -121,7 +121,7 @@ def _wide_row(wide: dict, key: str | None, solver: str) -> list[str] | None:
         seconds(run.get("load_and_cache_s")),
         seconds(run.get("stats_fold_s")),
         seconds(_plus(run.get("stats_transfer_s"), run.get("stats_jvm_gc_s", 0.0))),
-        seconds(_plus(run.get("stats_merge_s"), run.get("stats_unpack_s"))),
+        seconds(_plus(run.get("stats_merge_s"), run.get("stats_unpack_s", 0.0))),  # (no unpack now)
         seconds(run.get("rest_of_fit_s")),
         fit,
         seconds(_plus(run.get("load_and_cache_s"), run.get("seconds"))),

@@ -20,6 +20,7 @@ from sparkml_jobs.regression.estimator import (
     LinearRegressionModel,
     LinearRegressionSummary,
 )
+from sparkml_jobs.regression.packed import PackedStats
 
 LINREG_KIND = "linear_regression"
 KMEANS_KIND = "kmeans"
@@ -27,6 +28,10 @@ KMEANS_KIND = "kmeans"
 # models are written as version 2, so every model an older version could use stays version 1,
 # and an older version refuses a formula model instead of asking for columns named "cut[T.Good]".
 LINREG_ENCODED_VERSION = 2
+# "stats": {"comoment": "packed"}: a wide model's co-moment saved as its upper triangle in LAPACK
+# packed order (stats_comoment_packed.npy, (p+1)(p+2)/2 numbers), as the fit kept it; without
+# the key, the full (p+1) x (p+1) matrix (stats_comoment.npy)
+PACKED = "packed"
 
 
 def save_linreg(model: LinearRegressionModel, path: str, overwrite: bool = False) -> None:
@@ -45,7 +50,12 @@ def save_linreg(model: LinearRegressionModel, path: str, overwrite: bool = False
     arrays = {}
     if model.stats is not None:
         document["stats"] = {"n": model.stats.n, "w_sum": model.stats.w_sum}
-        arrays = {"stats_mean": model.stats.mean, "stats_comoment": model.stats.comoment}
+        arrays = {"stats_mean": model.stats.mean}
+        if isinstance(model.stats, PackedStats):  # a wide model: the upper triangle only, as fitted
+            document["stats"]["comoment"] = PACKED
+            arrays["stats_comoment_packed"] = model.stats.packed
+        else:
+            arrays["stats_comoment"] = model.stats.comoment
     if model.factor is not None:  # TSQR: R of √w·[1?, X, y], square (zero rows if few data rows)
         width = model.factor.r.shape[1]
         r = np.zeros((width, width))
@@ -118,12 +128,18 @@ def load_linreg(path: str) -> LinearRegressionModel:
             isinstance(s.get("n"), int) and s["n"] >= 0, where, "'stats.n' must be a count"
         )
         persist.float_list([s.get("w_sum")], 1, where, "stats.w_sum")
-        model_stats = st.SufficientStats(
-            n=s["n"],
-            w_sum=float(s["w_sum"]),
-            mean=persist.load_array(where, "stats_mean", (p + 1,)),
-            comoment=persist.load_array(where, "stats_comoment", (p + 1, p + 1)),
+        persist.require(
+            s.get("comoment") in (None, PACKED), where, f"'stats.comoment' must be '{PACKED}'"
         )
+        moments = {"n": s["n"], "w_sum": float(s["w_sum"])}
+        moments["mean"] = persist.load_array(where, "stats_mean", (p + 1,))
+        if s.get("comoment") == PACKED:
+            length = (p + 1) * (p + 2) // 2
+            packed = persist.load_array(where, "stats_comoment_packed", (length,))
+            model_stats = PackedStats(**moments, packed=packed).frozen()
+        else:
+            comoment = persist.load_array(where, "stats_comoment", (p + 1, p + 1))
+            model_stats = st.SufficientStats(**moments, comoment=comoment)
     return LinearRegressionModel(
         features=features,
         label=label,

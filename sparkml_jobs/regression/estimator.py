@@ -321,7 +321,7 @@ def update(
     if solver.kind == "auto":  # a model without a summary: resolve on what it was fitted on
         solver, _ = solver.resolve(model.stats)
     solver.check_update(model.factor, removing=removed is not None)
-    stats, factor = model.stats, model.factor
+    stats, factor = model.stats.full(), model.factor  # (a wide model's triangle is read-only)
     for data, sign in ((added, 1), (removed, -1)):
         if data is None:
             continue
@@ -335,6 +335,7 @@ def update(
                 factor = factor.merge(aggregate_r(data, estimator.fit_intercept))
         finally:
             data.unpersist()
+        part = part.full()
         stats = stats.merge(part) if sign > 0 else stats.subtract(part)
         log.info("%s %d rows from %s", "added" if sign > 0 else "removed", part.n, data.source)
     guards.check_statistics(

@@ -91,7 +91,7 @@ def check_statistics(
             f"{where}weight column '{weight}': values up to {mag:.3g} overflow the sum of "
             "weights; rescale it"
         )
-    diag = np.diag(stats.comoment)
+    diag = stats.diagonal()
     for j, name in enumerate(names):
         mag = ranges.magnitude(j) if ranges is not None else float("nan")
         if not (np.isfinite(stats.mean[j]) and np.isfinite(diag[j])):
@@ -104,8 +104,8 @@ def check_statistics(
                 f"{where}column '{name}': values of magnitude {mag:.3g} that differ by only "
                 f"{ranges.hi[j] - ranges.lo[j]:.3g} underflow the sums of squares; rescale it"
             )
-    if not np.isfinite(stats.comoment).all():  # a cross-product overflowed alone (rounding)
-        j = int(np.flatnonzero(~np.isfinite(stats.comoment).all(axis=0))[0])
+    j = stats.nonfinite_column()
+    if j is not None:  # a cross-product overflowed alone (rounding)
         raise InputError(f"{where}column '{names[j]}': its cross-products overflow; rescale it")
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sparkml_jobs.regression import rfp
 from sparkml_jobs.regression.stats import SufficientStats
 
 PANEL = 256  # columns per panel: big enough for BLAS-3 speed, small enough to waste ~3 % flops
@@ -173,6 +174,35 @@ class PackedStats:
         return SufficientStats(
             n=self.n, w_sum=self.w_sum, mean=self.mean, comoment=unpack(self.packed, self.width)
         )
+
+    # what :class:`~.stats.SufficientStats` answers for the solve, the guards and the summary,
+    # read off the triangle: a wide fit never forms the full matrix unless a dense path needs it
+    full = to_stats
+
+    def diagonal(self) -> np.ndarray:
+        return self.packed[offsets(self.width)[1:] - 1]  # (j, j) ends column j: a new array
+
+    def column(self, j: int) -> np.ndarray:
+        offs = offsets(self.width)
+        return np.concatenate(
+            [self.packed[offs[j] : offs[j + 1]], self.packed[offs[j + 1 : -1] + j]]
+        )
+
+    def nonfinite_column(self) -> int | None:
+        bad = np.flatnonzero(~np.isfinite(self.packed))
+        if not len(bad):
+            return None
+        offs = offsets(self.width)  # entry k is (i, j), i ≤ j: the first column to hold one is i
+        return int((bad - offs[np.searchsorted(offs, bad, side="right") - 1]).min())
+
+    def scaled_rfp(self, n: int, scale: np.ndarray, shift=None) -> np.ndarray:
+        return rfp.from_packed(self.packed, offsets(self.width), n, scale, shift)
+
+    def frozen(self) -> PackedStats:
+        """These statistics with a read-only triangle: what a fitted model keeps (no in-place
+        :meth:`absorb` or :meth:`merge` can change it; :meth:`full` gives a mergeable copy)."""
+        self.packed.flags.writeable = False
+        return self
 
 
 def add_gram(packed: np.ndarray, rows: np.ndarray, panel: int = PANEL) -> None:

@@ -52,15 +52,7 @@ def from_upper(
     s, lda, cols = _shape(n)
     arf = np.empty(n * (n + 1) // 2)
     f = rows(arf, n)
-    w, m = shift if shift is not None else (0.0, None)
-
-    def entries(values: np.ndarray, i: int, j0: int) -> np.ndarray:
-        """``values`` = ``A[i, j0 : j0 + len]`` (or the column), shifted and scaled."""
-        others = slice(j0, j0 + len(values))
-        if m is not None:
-            values = values + w * (m[others] * m[i])
-        return values / (scale[others] * scale[i])
-
+    entries = _Entries(scale, shift)
     for c in range(cols):  # row c of the leading triangle, columns c … s − 1 (contiguous)
         f[c, s + c + 1 :] = entries(full[c, c:s], c, c)
     width = max(8, min(PANEL, n // PANEL_SHARE))
@@ -70,6 +62,41 @@ def from_upper(
         for j in range(j0, j1):
             f[j - s, : j + 1] = entries(panel[j - j0, : j + 1], j, 0)
     return arf
+
+
+def from_packed(
+    packed: np.ndarray,
+    offsets: np.ndarray,
+    n: int,
+    scale: np.ndarray,
+    shift: tuple[float, np.ndarray] | None = None,
+) -> np.ndarray:
+    """:func:`from_upper` of a matrix kept as its packed upper triangle (column ``j``, rows
+    ``0 … j``, at ``offsets[j]``; its leading ``n × n`` block is the first ``n`` columns):
+    the same entries, computed the same way, with no full matrix anywhere."""
+    s, lda, cols = _shape(n)
+    arf = np.empty(n * (n + 1) // 2)
+    f = rows(arf, n)
+    entries = _Entries(scale, shift)
+    for c in range(cols):  # row c of the leading triangle: entry c of columns c … s − 1
+        f[c, s + c + 1 :] = entries(packed[offsets[c:s] + c], c, c)
+    for j in range(s, n):  # column j of the upper triangle: contiguous
+        f[j - s, : j + 1] = entries(packed[offsets[j] : offsets[j] + j + 1], j, 0)
+    return arf
+
+
+class _Entries:
+    """Entries ``(i, j0 …)`` of the source shifted and scaled as the full path does it."""
+
+    def __init__(self, scale: np.ndarray, shift: tuple[float, np.ndarray] | None) -> None:
+        self.scale = scale
+        self.w, self.m = shift if shift is not None else (0.0, None)
+
+    def __call__(self, values: np.ndarray, i: int, j0: int) -> np.ndarray:
+        others = slice(j0, j0 + len(values))
+        if self.m is not None:
+            values = values + self.w * (self.m[others] * self.m[i])
+        return values / (self.scale[others] * self.scale[i])
 
 
 def diagonal(arf: np.ndarray, n: int) -> np.ndarray:
@@ -181,18 +208,20 @@ def inverse_norm_estimate(factor: np.ndarray, n: int, max_steps: int = 5) -> flo
 
 
 def factored(
-    comoment: np.ndarray, mean: np.ndarray, w_sum: float, fit_intercept: bool
+    stats, fit_intercept: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int] | None:
     """``(factor, rhs, scale, anorm, info)``: the Cholesky factor (RFP) of the column-scaled
-    Gram matrix of the statistics ``(comoment, mean, w_sum)`` — centred with an intercept, the
-    raw moments without — the scaled cross-products, the scales, the scaled Gram's 1-norm and
+    Gram matrix of ``stats`` (:class:`~.stats.SufficientStats` or :class:`~.packed.PackedStats`:
+    their ``diagonal``, ``column`` and ``scaled_rfp``) — centred with an intercept, the raw
+    moments without — the scaled cross-products, the scales, the scaled Gram's 1-norm and
     LAPACK's ``info``. ``None`` when a column has no variance (the full path handles it).
 
     One RFP array is the only ``p``-squared allocation: half of the full path's scaled copy.
     """
+    mean, w_sum = stats.mean, stats.w_sum
     p = len(mean) - 1
-    b = comoment[:p, p]
-    diag = np.diagonal(comoment)[:p].copy()
+    b = stats.column(p)[:p]
+    diag = stats.diagonal()[:p]
     shift = None
     if not fit_intercept:
         mx, my = mean[:p], mean[p]
@@ -202,7 +231,7 @@ def factored(
     scale = np.sqrt(np.clip(diag, 0.0, None))
     if not np.all(scale > 0):
         return None
-    arf = from_upper(comoment, p, scale, shift)
+    arf = stats.scaled_rfp(p, scale, shift)
     anorm = one_norm(arf, p)
     factor, info = cholesky(arf, p)
     return factor, b / scale, scale, anorm, info

@@ -57,6 +57,29 @@ class SufficientStats:
     def zero(cls, width: int) -> SufficientStats:
         return cls(n=0, w_sum=0.0, mean=np.zeros(width), comoment=np.zeros((width, width)))
 
+    # what the solve, the guards and the summary read, which the packed triangle of a wide design
+    # (:class:`~.packed.PackedStats`) also answers without forming the full matrix
+    def diagonal(self) -> np.ndarray:
+        """The co-moment's diagonal (a copy)."""
+        return np.diagonal(self.comoment).copy()
+
+    def column(self, j: int) -> np.ndarray:
+        """Column ``j`` of the co-moment (a copy)."""
+        return self.comoment[:, j].copy()
+
+    def nonfinite_column(self) -> int | None:
+        """The first column of the co-moment with a non-finite entry (``None``: none)."""
+        bad = np.flatnonzero(~np.isfinite(self.comoment).all(axis=0))
+        return int(bad[0]) if len(bad) else None
+
+    def scaled_rfp(self, n: int, scale: np.ndarray, shift=None) -> np.ndarray:
+        """:func:`~.rfp.from_upper` of the leading ``n × n`` block."""
+        return rfp.from_upper(self.comoment, n, scale, shift)
+
+    def full(self) -> SufficientStats:
+        """These statistics with the full co-moment matrix (the dense solvers, merges)."""
+        return self
+
     def __reduce__(self):
         # ship only the upper triangle of the symmetric co-moment: half the bytes per partial
         # (sliced row by row: index arrays for a wide triangle would outweigh the triangle)
@@ -152,6 +175,7 @@ def _design_moments(
     With an intercept ``A`` is a view of the co-moment (no copy); without one it is a new array,
     the raw moments added a panel of rows at a time (no ``p × p`` temporaries).
     """
+    s = s.full()
     p = len(s.mean) - 1
     a = s.comoment[:p, :p]
     b = s.comoment[:p, p]
@@ -187,7 +211,7 @@ def scaled_gram(s: SufficientStats, fit_intercept: bool):
 def gram_condition(s: SufficientStats, fit_intercept: bool) -> float:
     """Condition number of the column-scaled Gram matrix (what ``solver="auto"`` looks at)."""
     p = len(s.mean) - 1
-    found = rfp.factored(s.comoment, s.mean, s.w_sum, fit_intercept) if p > RFP_MIN_P else None
+    found = rfp.factored(s, fit_intercept) if p > RFP_MIN_P else None
     if found is not None:  # a wide design: factored in half the memory
         factor, _, _, anorm, info = found
         return rfp.condition(factor, p, anorm) if info == 0 else float("inf")
@@ -299,7 +323,7 @@ def _solve_rfp(s: SufficientStats, fit_intercept: bool, tol: float) -> Solution 
     half-size array is factored, used for the solve and the condition estimate, and inverted
     in place for the variances. ``None`` (the full path decides) when a column has no variance
     or a pivot is negligible: aliasing is tested and explained column by column there."""
-    found = rfp.factored(s.comoment, s.mean, s.w_sum, fit_intercept)
+    found = rfp.factored(s, fit_intercept)
     if found is None:
         return None
     factor, rhs, scale, anorm, info = found
@@ -401,7 +425,7 @@ def inference(s: SufficientStats, sol: Solution, ssr: float, *, fit_intercept: b
 def total_sum_of_squares(s: SufficientStats, fit_intercept: bool) -> float:
     """Weighted TSS: centred with an intercept, uncentred without (as statsmodels)."""
     p = len(s.mean) - 1
-    tss = float(s.comoment[p, p])
+    tss = float(s.diagonal()[p])
     if not fit_intercept:
         tss += s.w_sum * float(s.mean[p]) ** 2
     return tss

@@ -113,7 +113,7 @@ def feature_std(model) -> np.ndarray | None:
     if model.stats is None or model.stats.w_sum <= 0:
         return None
     p = len(model.features)
-    return np.sqrt(np.clip(np.diag(model.stats.comoment)[:p], 0, None) / model.stats.w_sum)
+    return np.sqrt(np.clip(model.stats.diagonal()[:p], 0, None) / model.stats.w_sum)
 
 
 def coefficient_figure(model, rows: list[dict[str, Any]]):

@@ -9,6 +9,7 @@ import pytest
 from scipy.linalg import blas
 
 from sparkml_jobs.regression import packed as pk
+from sparkml_jobs.regression import rfp
 from sparkml_jobs.regression import stats as st
 
 
@@ -156,3 +157,53 @@ def test_merge_is_the_packed_rank_one_update():
     f, delta = a.w_sum * b.w_sum / (a.w_sum + b.w_sum), b.mean - a.mean
     expected = blas.dspr(9, f, delta, a.packed + b.packed, lower=0)
     np.testing.assert_allclose(_copy(a).merge(b).packed, expected, rtol=1e-14, atol=1e-13)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_the_packed_triangle_answers_what_the_solve_reads_as_the_full_matrix_does(fit_intercept):
+    """Diagonal, columns, the first non-finite column, the scaled RFP array (entry for entry)
+    and the RFP factorisation are the same read off the triangle as off the full matrix."""
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(60, 9)) + rng.uniform(-3, 3, size=9)
+    packed = absorb_all(z, None, [20, 41])
+    full = packed.to_stats()
+    np.testing.assert_array_equal(packed.diagonal(), full.diagonal())
+    for j in range(9):
+        np.testing.assert_array_equal(packed.column(j), full.column(j))
+    assert packed.nonfinite_column() is None is full.nonfinite_column()
+    for n in (7, 8):  # odd and even orders of the leading block
+        scale = rng.uniform(0.5, 2.0, size=n)
+        shift = None if fit_intercept else (60.0, full.mean[:n])
+        np.testing.assert_array_equal(
+            packed.scaled_rfp(n, scale, shift), full.scaled_rfp(n, scale, shift)
+        )
+    ours, theirs = rfp.factored(packed, fit_intercept), rfp.factored(full, fit_intercept)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert packed.full().comoment.tolist() == full.comoment.tolist()
+
+
+@pytest.mark.parametrize(("i", "j"), [(2, 6), (6, 6), (0, 8), (5, 7)])
+def test_the_first_non_finite_column_of_the_triangle_is_the_full_matrixs(i, j):
+    z = np.random.default_rng(5).normal(size=(30, 9))
+    full = st.SufficientStats.of_block(z)
+    comoment = full.comoment.copy()
+    comoment[i, j] = comoment[j, i] = np.inf
+    comoment[7, 8] = comoment[8, 7] = np.nan
+    broken = st.SufficientStats(n=30, w_sum=30.0, mean=full.mean, comoment=comoment)
+    packed = pk.PackedStats(n=30, w_sum=30.0, mean=full.mean, packed=pk.pack(comoment))
+    assert packed.nonfinite_column() == broken.nonfinite_column() == min(i, 7)
+
+
+def test_a_frozen_triangle_cannot_be_changed_in_place():
+    """What a fitted model keeps: absorbing or merging into it raises; its full copy merges."""
+    z = np.random.default_rng(6).normal(size=(40, 5))
+    kept = absorb_all(z, None, [20]).frozen()
+    before = kept.packed.copy()
+    with pytest.raises(ValueError, match="read-only"):
+        kept.absorb(z[:3])
+    with pytest.raises(ValueError, match="read-only"):
+        kept.merge(absorb_all(z, None, []))
+    np.testing.assert_array_equal(kept.packed, before)
+    merged = kept.full().merge(st.SufficientStats.of_block(z))
+    assert merged.n == 80

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from sparkml_jobs.errors import InputError
+from sparkml_jobs.regression import packed as pk
 from sparkml_jobs.regression import stats as st
 from sparkml_jobs.regression.tsqr import RFactor, StackedR
 
@@ -23,10 +24,17 @@ def wide_problem(seed: int, n: int, p: int):
     return x, y
 
 
-@pytest.fixture(scope="module")
-def wide():
+def statistics(z: np.ndarray, storage: str):
+    """The full matrix, or the packed triangle a wide fit keeps (read-only, as in a model)."""
+    if storage == "full":
+        return st.SufficientStats.of_block(z)
+    return pk.PackedStats.zero(z.shape[1]).absorb(z).frozen()
+
+
+@pytest.fixture(scope="module", params=["full", "packed"])
+def wide(request):
     x, y = wide_problem(7, 2 * P, P)
-    return x, y, st.SufficientStats.of_block(np.column_stack([x, y]))
+    return x, y, statistics(np.column_stack([x, y]), request.param)
 
 
 def test_wide_solve_matches_lstsq_and_the_explicit_inverse(wide):
@@ -74,7 +82,9 @@ def test_wide_aliased_column_is_named_or_dropped(wide):
     x, y, _ = wide
     x = x.copy()
     x[:, 5] = 2 * x[:, 1] - x[:, 3]
-    stats = st.SufficientStats.of_block(np.column_stack([x, y]))
+    stats = statistics(
+        np.column_stack([x, y]), "packed" if isinstance(wide[2], pk.PackedStats) else "full"
+    )
     with pytest.raises(InputError, match="'x6' is a linear combination of 'x2', 'x4'"):
         st.solve(stats)
     dropped = st.solve(stats, on_singular="drop")
