@@ -157,7 +157,7 @@ WIDE_HEADERS = [
     "load + cache",
     "Gram (parallel job)",
     "transfer of partials (+ JVM GC)",
-    "merge + unpack",
+    "merge (+ unpack)",
     "rest of fit (solve, residuals)",
     "fit",
     "load + fit",
@@ -183,7 +183,9 @@ def wide_paragraph(results: dict) -> list[str]:
         f"## Wide linear regression ({wide['rows']:,} × {wide['features']:,}, ours only)",
         "",
         "Each run its own process with a time limit; the statistics pass split into the "
-        "parallel Gram job, the transfer of the partials to the driver and their merge + unpack; "
+        "parallel Gram job, the transfer of the partials to the driver (then a full collection "
+        "in its JVM) and their merge (+ the unpack to a full matrix, in runs before "
+        "2026-12-07 11:30); "
         f"{wide.get('partitions')} partitions "
         f"({'planned, read by the fit' if wide.get('read_in_fit') else 'cached'}), "
         f"raw {mb(wide.get('raw_bytes'))}, an idle "
