@@ -195,6 +195,13 @@ class PackedStats:
         offs = offsets(self.width)  # entry k is (i, j), i ≤ j: the first column to hold one is i
         return int((bad - offs[np.searchsorted(offs, bad, side="right") - 1]).min())
 
+    def quadratic(self, v: np.ndarray) -> float:
+        offs, total = offsets(self.width), 0.0
+        for j in range(self.width):  # column j: 2 Σ_{i<j} C_ij v_i v_j + C_jj v_j²
+            column = self.packed[offs[j] : offs[j + 1]]
+            total += v[j] * (2.0 * (column[:j] @ v[:j]) + column[j] * v[j])
+        return float(total)
+
     def scaled_rfp(self, n: int, scale: np.ndarray, shift=None) -> np.ndarray:
         return rfp.from_packed(self.packed, offsets(self.width), n, scale, shift)
 

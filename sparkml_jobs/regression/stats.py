@@ -72,6 +72,10 @@ class SufficientStats:
         bad = np.flatnonzero(~np.isfinite(self.comoment).all(axis=0))
         return int(bad[0]) if len(bad) else None
 
+    def quadratic(self, v: np.ndarray) -> float:
+        """``vᵀ C v`` for a vector of the full width."""
+        return float(v @ self.comoment @ v)
+
     def scaled_rfp(self, n: int, scale: np.ndarray, shift=None) -> np.ndarray:
         """:func:`~.rfp.from_upper` of the leading ``n × n`` block."""
         return rfp.from_upper(self.comoment, n, scale, shift)
@@ -373,10 +377,14 @@ def _solution(
 
 
 def residual_sum_of_squares(s: SufficientStats, sol: Solution, fit_intercept: bool) -> float:
-    """Σ wᵢ rᵢ² from the statistics (used when no residual pass is made, e.g. a ridge path)."""
-    a, b, yy = _design_moments(s, fit_intercept)
-    beta = np.where(sol.kept, sol.coefficients, 0.0)
-    return max(float(yy - 2 * beta @ b + beta @ a @ beta), 0.0)
+    """Σ wᵢ rᵢ² from the statistics (used when no residual pass is made, e.g. a ridge path):
+    ``vᵀ M v`` with ``v = (−β, 1)`` and ``M`` the co-moment (raw moments without an intercept),
+    read off the statistics as they are kept (a wide triangle is never made a full matrix)."""
+    v = np.append(-np.where(sol.kept, sol.coefficients, 0.0), 1.0)
+    ssr = s.quadratic(v)
+    if not fit_intercept:
+        ssr += s.w_sum * float(s.mean @ v) ** 2
+    return max(ssr, 0.0)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -171,6 +171,8 @@ def test_the_packed_triangle_answers_what_the_solve_reads_as_the_full_matrix_doe
     for j in range(9):
         np.testing.assert_array_equal(packed.column(j), full.column(j))
     assert packed.nonfinite_column() is None is full.nonfinite_column()
+    v = rng.normal(size=9)
+    assert packed.quadratic(v) == pytest.approx(v @ full.comoment @ v, rel=1e-13)
     for n in (7, 8):  # odd and even orders of the leading block
         scale = rng.uniform(0.5, 2.0, size=n)
         shift = None if fit_intercept else (60.0, full.mean[:n])

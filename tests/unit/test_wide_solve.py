@@ -197,3 +197,22 @@ def test_stacked_r_shipped_in_pieces_merges_as_the_whole_factor(rows, piece_byte
     np.testing.assert_array_equal(got.r, whole.r)
     first = StackedR.absorb_pieces(StackedR.zero(14), iter(records)).to_factor()
     np.testing.assert_array_equal(first.r, b.to_factor().r)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_ssr_from_the_statistics_equals_the_residuals_without_a_gram_sized_copy(
+    wide, fit_intercept
+):
+    """The solver's SSR ``vᵀ M v`` equals Σ r² of numpy's residuals, read off the statistics as
+    kept: at most a few vectors, whether they hold the full matrix or the packed triangle."""
+    x, y, stats = wide
+    sol = st.solve(stats, fit_intercept=fit_intercept)
+    r = y - sol.intercept - x @ sol.coefficients
+    tracemalloc.start()
+    try:
+        ssr = st.residual_sum_of_squares(stats, sol, fit_intercept)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ssr == pytest.approx(float(r @ r), rel=1e-7)
+    assert peak <= 64 * P * 8, f"the SSR allocated {peak / (8 * P * P):.3f} Gram-sized arrays"
