@@ -46,6 +46,8 @@ def test_wide_solve_matches_lstsq_and_the_explicit_inverse(wide):
     np.testing.assert_allclose(
         sol.coefficients, truth[1:], rtol=1e-8, atol=1e-10 * abs(truth).max()
     )
+    got = np.concatenate([[sol.intercept], sol.coefficients])
+    assert np.abs(got - truth).max() <= 1e-9 * np.abs(truth).max()  # the bound
     centred = x - x.mean(axis=0)
     inverse = np.linalg.inv(centred.T @ centred)
     np.testing.assert_allclose(sol.unscaled_var, np.diag(inverse), rtol=1e-9)
