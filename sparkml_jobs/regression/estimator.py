@@ -23,6 +23,7 @@ from sparkml_jobs.io.fs_parquet import release_memory
 from sparkml_jobs.io.score import score_frame
 from sparkml_jobs.regression import formula as fm
 from sparkml_jobs.regression import guards, intervals, tsqr
+from sparkml_jobs.regression import packed as pk
 from sparkml_jobs.regression import stats as st
 from sparkml_jobs.regression.passes import (
     ResidualSums,
@@ -338,6 +339,10 @@ def update(
         part = part.full()
         stats = stats.merge(part) if sign > 0 else stats.subtract(part)
         log.info("%s %d rows from %s", "added" if sign > 0 else "removed", part.n, data.source)
+    if isinstance(model.stats, pk.PackedStats):  # a wide model stays packed, as its fit kept it
+        packed = pk.pack(stats.comoment)
+        stats = pk.PackedStats(n=stats.n, w_sum=stats.w_sum, mean=stats.mean, packed=packed)
+        stats = stats.frozen()
     guards.check_statistics(
         stats, [*model.features, model.label or "label"], weight=model.weight_col
     )

@@ -109,7 +109,7 @@ def test_a_wide_model_saves_and_loads_its_triangle_and_updates_from_it(spark, wi
     twice = update(back, added=load(spark, path, 2))
     truth = np.linalg.lstsq(np.column_stack([np.ones(N), x]), y, rcond=None)[0]
     got = np.concatenate([[twice.intercept], twice.coefficients])
-    assert twice.stats.n == 2 * N
+    assert twice.stats.n == 2 * N and isinstance(twice.stats, PackedStats)  # still packed
     assert np.max(np.abs(got - truth)) / np.max(np.abs(truth)) < 1e-9
     np.testing.assert_array_equal(back.stats.packed, model.stats.packed)  # not changed in place
     doc = json.loads((out / "model.json").read_text())
