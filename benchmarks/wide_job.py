@@ -9,8 +9,8 @@ library's defaults (Spark's 128 MiB splits, the loader's own block size; local P
 the tasks and not cached, other sources are cached first), then
 times ``LinearRegression(solver=...).fit`` and says where the time went:
 load + cache, the statistics pass split into Gram (the parallel packed-triangle job), transfer
-(streaming the partials to the driver), merge and unpack, and the rest of the fit (solve,
-residual pass). It polls its own process tree (driver, JVM, Python workers) for the peak RSS
+(streaming the partials to the driver; then a JVM collection), merge, and the rest of the fit
+(solve, residual pass). It polls its own process tree (driver, JVM, Python workers) for the peak RSS
 and prints it against the target ``raw data + 4 × packed Gram``. Progress lines carry time
 stamps so a run cut off by the time limit still shows which phase it was in. Also shows what
 MLlib's ``solver="normal"`` says at this width (on a tiny frame, after the fit: not in the
